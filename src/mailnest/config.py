@@ -1,0 +1,161 @@
+"""The one frozen Config, and the parsers that turn flag and environment strings into its values.
+
+Config is built at the edge (cli.py, the pytest plugin, or the embedding caller) and passed down.
+Embedding defaults differ from `mailnest serve`: every port is 0 and IMAP/POP3 are off unless asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+
+
+def parse_listen(value: str | Listen, *, what: str = "listener") -> Listen:
+    """`HOST:PORT`, `:PORT` (loopback), `PORT`, or `[v6]:PORT`. Port 0 picks a free port."""
+    if isinstance(value, Listen):
+        return value
+    text = str(value).strip()
+    host, port_text = "127.0.0.1", text
+    if text.startswith("["):
+        match = re.fullmatch(r"\[([^\]]+)\]:(\d+)", text)
+        if not match:
+            raise ConfigError(f"{what}: {text!r} is not [IPv6]:PORT")
+        host, port_text = match.group(1), match.group(2)
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+        host = host or "127.0.0.1"
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{what}: {text!r} needs a port between 0 and 65535, as in 127.0.0.1:1025")
+    return Listen(host, int(port_text))
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+               "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+
+
+def parse_size(value: str | int, *, what: str = "size") -> int:
+    """`52428800`, `50M`, `50MiB`, `100k` -> bytes (binary units)."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ConfigError(f"{what}: {value!r} is not a size such as 50M, 512k or 1048576")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | float | int | None, *, what: str = "duration") -> float | None:
+    """`30s`, `15m`, `12h`, `7d`, `2w`, `1h30m`, or plain seconds. `0`/empty -> None (no limit)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value) or None
+    text = str(value).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text) or None
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ConfigError(f"{what}: {value!r} is not a duration such as 30s, 15m, 12h, 7d or 1h30m")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # Listeners. None disables one. Embedding defaults: SMTP and HTTP on port 0, IMAP/POP3 off.
+    smtp: Listen | None = Listen("127.0.0.1", 0)
+    http: Listen | None = Listen("127.0.0.1", 0)
+    imap: Listen | None = None
+    pop3: Listen | None = None
+    smtps: Listen | None = None
+    imaps: Listen | None = None
+    pop3s: Listen | None = None
+    hostname: str = "mailnest"  # the name the SMTP banner, EHLO and IMAP greeting use (no DNS lookup)
+
+    # Store
+    db: Path | None = None  # None: a temporary database deleted at exit
+    max_messages: int = 50_000  # 0 = unlimited; oldest pruned first
+    max_age: float | None = None  # seconds; None = keep forever
+
+    # SMTP
+    max_message_size: int = 50 * 1024 * 1024
+    max_recipients: int = 100
+    smtp_timeout: float = 300.0
+    print_messages: bool = False  # console output: envelope then message, as smtpd's DebuggingServer
+
+    # IMAP / POP3
+    catch_all_login: str = "*"  # this login sees every message
+    idle_timeout: float = 1800.0
+
+    # Outputs (issue 4)
+    mh: Path | None = None
+    maildir: Path | None = None
+    mbox: Path | None = None
+    latest: Path | None = None
+    handlers: tuple[object | str, ...] = ()  # "module:object" strings or handler objects (embedding)
+    relay: str | None = None  # HOST:PORT of the upstream server
+    relay_tls: str = "none"  # none | starttls | tls
+    relay_user: str | None = None
+    relay_password: str | None = None
+    relay_allow: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
+
+    # API extras (issue 6)
+    tag_rules: tuple[str, ...] = ()  # "subject:invoice=billing"
+    chaos: str | None = None
+    allow_private_link_check: bool = False
+
+    # TLS and authentication (issue 8)
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
+    auth_file: Path | None = None
+    require_auth: bool = False
+    allow_insecure_auth: bool = False
+    http_auth_file: Path | None = None
+    send_auth_file: Path | None = None
+    cors_origins: tuple[str, ...] = ()
+
+    # Process
+    ports_file: Path | None = None
+    log_level: str = "INFO"
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.max_message_size < 1:
+            raise ConfigError("max_message_size must be at least 1 byte")
+        if self.max_recipients < 1:
+            raise ConfigError("max_recipients must be at least 1")
+        if self.max_messages < 0:
+            raise ConfigError("max_messages must be 0 (unlimited) or more")
+
+    def replace(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+SERVE_DEFAULTS = Config(
+    smtp=Listen("127.0.0.1", 1025),
+    http=Listen("127.0.0.1", 8025),
+    imap=Listen("127.0.0.1", 1143),
+    pop3=Listen("127.0.0.1", 1110),
+)
