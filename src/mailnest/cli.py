@@ -1,0 +1,254 @@
+"""The `mailnest` command: serve, send, and the tools around them.
+
+Every `serve` option can also be set with a MAILNEST_* environment variable (the option's name in capitals,
+dashes as underscores: --max-messages -> MAILNEST_MAX_MESSAGES). A flag on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import mimetypes
+import os
+import signal
+import smtplib
+import sys
+from collections.abc import Callable, Sequence
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import SERVE_DEFAULTS, Config, ConfigError, Listen, parse_duration, parse_listen, parse_size
+
+log = logging.getLogger("mailnest")
+
+OFF_WORDS = {"off", "none", "no", "false", "0", ""}
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get("MAILNEST_" + name.upper().replace("-", "_"))
+
+
+def _env_bool(name: str) -> bool:
+    value = _env(name)
+    return value is not None and value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _listen_or_off(what: str) -> Callable[[str], Listen | None]:
+    def parse(value: str) -> Listen | None:
+        if value.strip().lower() in OFF_WORDS:
+            return None
+        try:
+            return parse_listen(value, what=f"--{what}")
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _typed(parser: Callable[..., Any], what: str) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            return parser(value, what=f"--{what}")
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _int(what: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--{what}: {value!r} is not a whole number") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError(f"--{what}: must be 0 or more")
+        return number
+
+    return parse
+
+
+def _default(name: str, fallback: Any, convert: Callable[[str], Any] | None = None) -> Any:
+    value = _env(name)
+    if value is None:
+        return fallback
+    return convert(value) if convert else value
+
+
+def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    d = SERVE_DEFAULTS
+    listeners = p.add_argument_group("listeners (HOST:PORT; port 0 picks a free port; 'off' disables)")
+    for name, listen, what in (
+        ("smtp", d.smtp, "SMTP, where applications send mail"),
+        ("http", d.http, "HTTP: the web UI and the API"),
+    ):
+        listeners.add_argument(f"--{name}", metavar="HOST:PORT", type=_listen_or_off(name),
+                               default=_default(name, listen, _listen_or_off(name)),
+                               help=f"{what} (default {listen}; env MAILNEST_{name.upper()})")
+    listeners.add_argument("--hostname", default=_default("hostname", d.hostname),
+                           help=f"name used in the SMTP greeting (default {d.hostname}; no DNS lookup is made)")
+
+    store = p.add_argument_group("store")
+    store.add_argument("--db", metavar="PATH", type=Path, default=_default("db", None, Path),
+                       help="keep messages in this SQLite file across restarts (default: a temporary database "
+                            "deleted at exit)")
+    store.add_argument("--max-messages", metavar="N", type=_int("max-messages"),
+                       default=_default("max_messages", d.max_messages, _int("max-messages")),
+                       help=f"keep at most N messages, pruning the oldest (default {d.max_messages}; 0 = no limit)")
+    store.add_argument("--max-age", metavar="DURATION", type=_typed(parse_duration, "max-age"),
+                       default=_default("max_age", None, _typed(parse_duration, "max-age")),
+                       help="delete messages older than this, e.g. 12h, 7d (default: keep)")
+
+    smtp = p.add_argument_group("SMTP")
+    smtp.add_argument("--max-message-size", metavar="SIZE", type=_typed(parse_size, "max-message-size"),
+                      default=_default("max_message_size", d.max_message_size, _typed(parse_size, "max-message-size")),
+                      help="refuse larger messages with 552, e.g. 10M (default 50M)")
+    smtp.add_argument("--max-recipients", metavar="N", type=_int("max-recipients"),
+                      default=_default("max_recipients", d.max_recipients, _int("max-recipients")),
+                      help=f"refuse more recipients per message with 452 (default {d.max_recipients})")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--print", dest="print_messages", action="store_true", default=_env_bool("print"),
+                     help="also print each message to the console as it arrives (like smtpd's DebuggingServer)")
+    out.add_argument("--ports-file", metavar="FILE", type=Path, default=_default("ports_file", None, Path),
+                     help="write the bound ports as JSON to FILE, for scripts (useful with port 0)")
+    out.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", _default("log_level", "INFO")),
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                     help="logging detail (default INFO; env LOG_LEVEL or MAILNEST_LOG_LEVEL)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    fields = {name: getattr(args, name) for name in (
+        "smtp", "http", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
+        "print_messages", "ports_file", "log_level",
+    )}
+    return SERVE_DEFAULTS.replace(**fields)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+async def _serve(config: Config) -> int:
+    from .runtime import MailServer
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = MailServer(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("%s", exc)
+        return 1
+    await stop.wait()
+    log.info("stopping: closing listeners and finishing messages in flight")
+    await server.stop()
+    log.info("mailnest stopped")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"mailnest: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    return asyncio.run(_serve(config))
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    msg = EmailMessage()
+    msg["From"] = args.from_
+    msg["To"] = ", ".join(args.to)
+    if args.cc:
+        msg["Cc"] = ", ".join(args.cc)
+    msg["Subject"] = args.subject
+    msg["Message-ID"] = make_msgid(domain="mailnest.local")
+    msg.set_content(args.body if args.body is not None else sys.stdin.read() if args.body_stdin else
+                    "This is a test message sent by `mailnest send`.\n")
+    if args.html:
+        msg.add_alternative(args.html, subtype="html")
+    for path in args.attach:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"mailnest send: cannot read attachment {path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        maintype, subtype = ctype.split("/", 1)
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
+    listen = args.smtp
+    try:
+        with smtplib.SMTP(listen.host, listen.port, timeout=30, local_hostname="mailnest-send") as client:
+            client.send_message(msg, from_addr=args.from_, to_addrs=[*args.to, *args.cc, *args.bcc])
+            reply = client.noop()
+    except (OSError, smtplib.SMTPException) as exc:
+        print(f"mailnest send: could not send to {listen}: {exc}\n"
+              f"Is `mailnest serve` running? Point at it with --smtp HOST:PORT.", file=sys.stderr)
+        return 1
+    del reply
+    print(f"sent {msg['Subject']!r} to {', '.join([*args.to, *args.cc, *args.bcc])} via {listen}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailnest",
+        description="A local mail server for development and testing: capture mail over SMTP, read it in a web "
+                    "UI, over an HTTP API (Mailpit/MailHog compatible), IMAP or POP3.",
+        epilog="Start with `mailnest serve`, then open http://127.0.0.1:8025. Each command has --help.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailnest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the mail server (SMTP 127.0.0.1:1025, web UI and API on :8025)",
+                           description="Run mailnest: capture every message sent over SMTP and serve it over "
+                                       "HTTP. Every option also reads MAILNEST_<OPTION> from the environment.")
+    _add_serve_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    send = sub.add_parser("send", help="send a test message to a running mailnest",
+                          description="Send a test message over SMTP, for a quick check without another tool.")
+    send.add_argument("--to", action="append", required=True, metavar="ADDRESS", help="recipient (repeatable)")
+    send.add_argument("--cc", action="append", default=[], metavar="ADDRESS", help="Cc recipient (repeatable)")
+    send.add_argument("--bcc", action="append", default=[], metavar="ADDRESS",
+                      help="Bcc recipient: in the envelope only (repeatable)")
+    send.add_argument("--from", dest="from_", default="mailnest@localhost", metavar="ADDRESS",
+                      help="sender (default mailnest@localhost)")
+    send.add_argument("--subject", default="Test message from mailnest", help="subject line")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument("--body", help="plain-text body (default: a short test text)")
+    body.add_argument("--body-stdin", action="store_true", help="read the plain-text body from standard input")
+    send.add_argument("--html", help="an HTML alternative body")
+    send.add_argument("--attach", action="append", default=[], type=Path, metavar="FILE",
+                      help="attach a file (repeatable)")
+    send.add_argument("--smtp", metavar="HOST:PORT", type=_listen_or_off("smtp"),
+                      default=_default("smtp", SERVE_DEFAULTS.smtp, _listen_or_off("smtp")),
+                      help="where mailnest listens for SMTP (default 127.0.0.1:1025; env MAILNEST_SMTP)")
+    send.set_defaults(func=cmd_send)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+    except argparse.ArgumentTypeError as exc:
+        print(f"mailnest: bad MAILNEST_* environment variable: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

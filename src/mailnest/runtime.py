@@ -1,0 +1,259 @@
+"""MailServer: the composition root. Builds the store, the hub and every front door from one Config on one loop.
+
+`async with MailServer(config) as server:` runs on the caller's loop; `with ServerThread(config) as server:` runs
+the same in a background thread for synchronous code. Every listener accepts port 0; the bound ports are
+reported as attributes (`smtp_port`, `http_port`, `http_url`, `imap_port`, `pop3_port`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .config import Config, Listen
+from .events import Hub
+from .smtp.server import start_smtp
+from .store.sqlite import SQLiteStore
+
+log = logging.getLogger("mailnest")
+
+
+class BindError(OSError):
+    """A listener could not bind its address; the message names the listener and the address."""
+
+
+class _Uvicorn(uvicorn.Server):
+    # The process owns signals (cli.py); uvicorn must not install its own handlers on our loop.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind_socket(name: str, listen: Listen) -> socket.socket:
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen.host, listen.port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(name, listen, exc) from exc
+    return sock
+
+
+def _bind_error(name: str, listen: Listen, exc: OSError) -> BindError:
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        hint = f" (another program is using it; pick another with --{name} HOST:PORT, or port 0 for any free port)"
+    elif exc.errno == errno.EACCES:
+        hint = " (ports below 1024 need privileges; use a port above 1024)"
+    return BindError(exc.errno or 0, f"cannot listen for {name.upper()} on {listen}: {exc.strerror or exc}{hint}")
+
+
+def _port_of(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+class MailServer:
+    """Every front door of mailnest on the running event loop."""
+
+    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
+        config = config or Config()
+        self.config = config.replace(**overrides) if overrides else config
+        self.hub = Hub()
+        self.store = SQLiteStore(self.config.db, self.hub, max_messages=self.config.max_messages,
+                                 max_age=self.config.max_age)
+        self.smtp_port: int | None = None
+        self.http_port: int | None = None
+        self.imap_port: int | None = None
+        self.pop3_port: int | None = None
+        self.smtps_port: int | None = None
+        self.imaps_port: int | None = None
+        self.pop3s_port: int | None = None
+        self._servers: list[asyncio.Server] = []
+        self._http: _Uvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._started = False
+        self._stopped = False
+
+    # -- reporting -------------------------------------------------------------------------------------
+
+    @property
+    def smtp_host(self) -> str:
+        return self.config.smtp.host if self.config.smtp else "127.0.0.1"
+
+    @property
+    def http_url(self) -> str:
+        if self.http_port is None or self.config.http is None:
+            raise RuntimeError("the HTTP listener is not running")
+        host = self.config.http.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}"
+
+    def ports(self) -> dict[str, int]:
+        names = ("smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s")
+        return {n: p for n in names if (p := getattr(self, f"{n}_port")) is not None}
+
+    # -- life cycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> MailServer:
+        if self._started:
+            raise RuntimeError("this MailServer was already started; make a new one")
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        config = self.config
+        await self.store.start()
+        self._closers.append(self.store.close)
+        if config.smtp is not None:
+            server = await self._listen("smtp", config.smtp, lambda listen: start_smtp(config, self.store, listen))
+            self.smtp_port = _port_of(server)
+        if config.http is not None:
+            await self._start_http(config.http)
+        if config.ports_file:
+            Path(config.ports_file).write_text(json.dumps(self.ports()) + "\n")
+        log.info("mailnest is ready: %s", ", ".join(f"{k.upper()} {self._where(k)}" for k in self.ports()))
+
+    def _where(self, name: str) -> str:
+        if name == "http":
+            return self.http_url
+        listen: Listen = getattr(self.config, name)
+        return str(Listen(listen.host, getattr(self, f"{name}_port")))
+
+    async def _listen(self, name: str, listen: Listen,
+                      start: Callable[[Listen], Awaitable[asyncio.Server]]) -> asyncio.Server:
+        try:
+            server = await start(listen)
+        except OSError as exc:
+            raise _bind_error(name, listen, exc) from exc
+        self._servers.append(server)
+        return server
+
+    async def _start_http(self, listen: Listen) -> None:
+        from .web.app import create_app
+
+        sock = _bind_socket("http", listen)
+        app = create_app(self)
+        uv_config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="websockets-sansio",
+                                   timeout_graceful_shutdown=2, log_level="warning")
+        self._http = _Uvicorn(uv_config)
+        self.http_port = int(sock.getsockname()[1])
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="mailnest-http")
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise RuntimeError("the HTTP listener stopped during start-up")
+            await asyncio.sleep(0.001)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for server in self._servers:
+            server.close()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(Exception):
+                await self._http_task
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+        for close in reversed(self._closers):
+            try:
+                await close()
+            except Exception:
+                log.exception("error while stopping")
+
+    async def __aenter__(self) -> MailServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class ServerThread:
+    """A MailServer on its own loop in a background thread, for synchronous code and test suites."""
+
+    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
+        self.server = MailServer(config, **overrides)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # smtp_port, http_url, store, hub, config ... come from the MailServer
+        return getattr(self.__dict__["server"], name)
+
+    def start(self) -> ServerThread:
+        self._thread = threading.Thread(target=self._run, name="mailnest", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.stop()
+
+    def call(self, coro: Awaitable[Any], timeout: float | None = 30) -> Any:
+        """Run a coroutine on the server's loop (e.g. `thread.call(thread.store.list())`)."""
+        if self._loop is None:
+            raise RuntimeError("the server thread is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

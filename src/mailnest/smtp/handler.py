@@ -1,0 +1,101 @@
+"""The aiosmtpd handler: accept any sender and recipient, store the message with its envelope, then say 250.
+
+The reply to DATA is sent only after the store has committed the message, so a 250 always means stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SMTPEnvelope
+
+from ..config import Config
+from ..models import Envelope, TLSInfo
+from ..store.base import Store
+
+log = logging.getLogger("mailnest.smtp")
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer or "")
+
+
+def _tls(session: Session) -> TLSInfo | None:
+    ssl_object = (session.ssl or {}).get("ssl_object") if isinstance(session.ssl, dict) else None
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TLSInfo(version=ssl_object.version() or "", cipher=cipher[0] if cipher else "")
+
+
+def _auth_user(session: Session) -> str | None:
+    # aiosmtpd keeps what the authenticator returned; a LoginPassword-like object has `.login`.
+    data = session.auth_data
+    if data is None or not session.authenticated:
+        return None
+    user = getattr(data, "login", data)
+    if isinstance(user, bytes):
+        return user.decode("utf-8", "replace")
+    return str(user)
+
+
+class CaptureHandler:
+    """Stores every message. Hooks follow aiosmtpd's handler API."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: SMTPEnvelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        # aiosmtpd handles pipelined commands in order; say so, before the final line.
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.config.max_recipients:
+            log.warning("%s: refused recipient %s: more than %d recipients", _peer(session), address,
+                        self.config.max_recipients)
+            return f"452 4.5.3 Too many recipients (at most {self.config.max_recipients})"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
+        raw = envelope.original_content or b""
+        mail_from = envelope.mail_from or ""
+        record = Envelope(
+            mail_from=mail_from,
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            helo=session.host_name or "",
+            peer=_peer(session),
+            auth_user=_auth_user(session),
+            tls=_tls(session),
+            smtputf8=envelope.smtp_utf8,
+        )
+        try:
+            summary = await self.store.add(raw, record)
+        except Exception:
+            log.exception("could not store a message from %s", _peer(session))
+            return "451 4.3.0 Could not store the message; try again later"
+        log.info("%s -> %s, %d bytes, id %s", mail_from or "<>", ", ".join(envelope.rcpt_tos), len(raw), summary.id)
+        return f"250 2.0.0 Ok: queued as {summary.id}"
+
+
+def handler_kwargs(config: Config) -> dict[str, Any]:
+    """aiosmtpd SMTP keyword arguments that follow from the config."""
+    return {
+        "hostname": config.hostname,
+        "data_size_limit": config.max_message_size,
+        "enable_SMTPUTF8": True,
+        "decode_data": False,
+        "timeout": config.smtp_timeout,
+        "ident": "mailnest ESMTP",
+    }

@@ -1,0 +1,78 @@
+"""The database layout and its migrations, keyed by `PRAGMA user_version`.
+
+Summary columns live in `messages`; raw bytes and bodies live in `bodies`, so lists and searches never
+touch message bodies. `uid` is AUTOINCREMENT so it is never reused, even after the newest message is deleted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .. import search
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+        """CREATE TABLE messages (
+            uid INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            folder TEXT NOT NULL DEFAULT '',
+            owner TEXT NOT NULL DEFAULT '',
+            message_id TEXT NOT NULL DEFAULT '',
+            subject TEXT NOT NULL DEFAULT '',
+            from_json TEXT,
+            to_json TEXT NOT NULL DEFAULT '[]',
+            cc_json TEXT NOT NULL DEFAULT '[]',
+            bcc_json TEXT NOT NULL DEFAULT '[]',
+            reply_to_json TEXT NOT NULL DEFAULT '[]',
+            created REAL NOT NULL,
+            sent REAL,
+            size INTEGER NOT NULL,
+            attachments INTEGER NOT NULL DEFAULT 0,
+            inline INTEGER NOT NULL DEFAULT 0,
+            snippet TEXT NOT NULL DEFAULT '',
+            read INTEGER NOT NULL DEFAULT 0,
+            flags TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '[]',
+            mail_from TEXT NOT NULL DEFAULT '',
+            auth_user TEXT,
+            envelope_json TEXT NOT NULL
+        )""",
+        "CREATE INDEX messages_folder_uid ON messages (folder, owner, uid)",
+        "CREATE INDEX messages_unread ON messages (read) WHERE read = 0",
+        "CREATE INDEX messages_created ON messages (created)",
+        """CREATE TABLE bodies (
+            uid INTEGER PRIMARY KEY,
+            raw BLOB NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            html TEXT NOT NULL DEFAULT '',
+            extra_json TEXT NOT NULL DEFAULT '{}'
+        )""",
+        """CREATE TABLE recipients (
+            mailbox TEXT NOT NULL,
+            uid INTEGER NOT NULL,
+            PRIMARY KEY (mailbox, uid)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX recipients_uid ON recipients (uid)",
+        search.FTS_DDL,
+        """CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
+            DELETE FROM bodies WHERE uid = old.uid;
+            DELETE FROM recipients WHERE uid = old.uid;
+            DELETE FROM search WHERE rowid = old.uid;
+        END""",
+    ),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database to the newest layout, one migration per transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"this database was written by a newer mailnest (schema {version}, this one knows {len(MIGRATIONS)})"
+        )
+    for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+        with conn:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")

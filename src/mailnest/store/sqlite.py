@@ -1,0 +1,632 @@
+"""SQLiteStore: the embedded store. WAL mode, one writer thread with group commit, read connections off the loop.
+
+Ingest path: `add()` queues the raw bytes; the writer task takes everything queued, parses it (in the writer
+thread, off the loop), inserts the batch in one transaction, commits, and only then resolves each `add()` and
+publishes `new` events. So the SMTP 250 follows the commit and many concurrent messages share one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import events, mime, search
+from ..events import Hub
+from ..models import Address, Attachment, Envelope, Message, Page, Stats, Summary, TLSInfo
+from . import schema
+from .base import MailboxInfo
+from .imap_sql import ImapStoreMixin
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BATCH_MAX_MESSAGES = 500
+_BATCH_MAX_BYTES = 64 * 1024 * 1024
+_SUMMARY_COLUMNS = (
+    "m.uid, m.id, m.message_id, m.read, m.from_json, m.to_json, m.cc_json, m.bcc_json, m.reply_to_json, "
+    "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags"
+)
+
+
+def new_id() -> str:
+    """22 base62 characters from 128 random bits, the shape of Mailpit's IDs."""
+    number = int.from_bytes(os.urandom(16), "big")
+    chars = []
+    for _ in range(22):
+        number, index = divmod(number, 62)
+        chars.append(_ID_ALPHABET[index])
+    return "".join(chars)
+
+
+def _addr_json(addresses: Sequence[Address]) -> str:
+    return json.dumps([[a.name, a.address] for a in addresses], ensure_ascii=False)
+
+
+def _addr_load(text: str | None) -> tuple[Address, ...]:
+    return tuple(Address(n, a) for n, a in json.loads(text)) if text else ()
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def envelope_to_json(envelope: Envelope) -> str:
+    return json.dumps(
+        {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "helo": envelope.helo,
+            "peer": envelope.peer,
+            "received": envelope.received.timestamp() if envelope.received else None,
+            "auth_user": envelope.auth_user,
+            "tls": [envelope.tls.version, envelope.tls.cipher] if envelope.tls else None,
+            "smtputf8": envelope.smtputf8,
+            "source": envelope.source,
+        },
+        ensure_ascii=False,
+    )
+
+
+def envelope_from_json(text: str) -> Envelope:
+    data = json.loads(text)
+    return Envelope(
+        mail_from=data["mail_from"],
+        rcpt_tos=tuple(data["rcpt_tos"]),
+        helo=data.get("helo", ""),
+        peer=data.get("peer", ""),
+        received=_utc(data["received"]) if data.get("received") is not None else None,
+        auth_user=data.get("auth_user"),
+        tls=TLSInfo(*data["tls"]) if data.get("tls") else None,
+        smtputf8=bool(data.get("smtputf8")),
+        source=data.get("source", "smtp"),
+    )
+
+
+def summary_from_row(row: Sequence[Any]) -> Summary:
+    uid, id_, message_id, read, from_json, to_json, cc_json, bcc_json, reply_json, subject, created, size, \
+        attachments, snippet, tags = row
+    froms = _addr_load(from_json)
+    return Summary(
+        id=id_, uid=uid, message_id=message_id, read=bool(read), from_=froms[0] if froms else None,
+        to=_addr_load(to_json), cc=_addr_load(cc_json), bcc=_addr_load(bcc_json), reply_to=_addr_load(reply_json),
+        subject=subject, created=_utc(created), size=size, attachments=attachments, snippet=snippet,
+        tags=tuple(json.loads(tags)),
+    )
+
+
+@dataclass(slots=True)
+class _Pending:
+    raw: bytes
+    envelope: Envelope
+    tags: tuple[str, ...]
+    read: bool
+    future: asyncio.Future[Summary]
+
+
+def _bcc(parsed: mime.Parsed, envelope: Envelope) -> tuple[Address, ...]:
+    visible = {a.address.lower() for a in (*parsed.to, *parsed.cc)}
+    seen: set[str] = set()
+    bcc = []
+    for rcpt in envelope.rcpt_tos:
+        key = rcpt.lower()
+        if key not in visible and key not in seen:
+            seen.add(key)
+            bcc.append(Address("", rcpt))
+    return tuple(bcc)
+
+
+class SQLiteStore(ImapStoreMixin):
+    def __init__(self, path: Path | str | None, hub: Hub, *, max_messages: int = 0,
+                 max_age: float | None = None) -> None:
+        self.hub = hub
+        self._temp_dir: str | None = None
+        self._path = Path(path) if path is not None else None
+        self.max_messages = max_messages
+        self.max_age = max_age
+        self.uidvalidity = 0
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._writer_conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._age_task: asyncio.Task[None] | None = None
+        self._count = 0  # delivered messages, maintained by the writer thread for retention
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        assert self._path is not None, "store not started"
+        return self._path
+
+    # -- life cycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._path is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="mailnest-")
+            self._path = Path(self._temp_dir) / "mailnest.db"
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="mailnest-writer")
+        self._reader_pool = ThreadPoolExecutor(4, thread_name_prefix="mailnest-reader")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_pool, self._open_writer)
+        self._queue = asyncio.Queue()
+        self._writer_task = asyncio.create_task(self._write_loop(), name="mailnest-store-writer")
+        if self.max_age:
+            self._age_task = asyncio.create_task(self._age_loop(), name="mailnest-store-retention")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _open_writer(self) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise RuntimeError(f"cannot open the database {self.path}: {exc}") from exc
+        # A temporary database dies with the process, so fsync buys nothing there; a --db file gets FULL
+        # so that a message acknowledged with 250 survives a power cut too (group commit pays for it).
+        conn.execute(f"PRAGMA synchronous={'NORMAL' if self._temp_dir else 'FULL'}")
+        schema.migrate(conn)
+        row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
+        if row is None:
+            self.uidvalidity = int(time.time())
+            conn.execute("INSERT INTO meta VALUES ('uidvalidity', ?)", (str(self.uidvalidity),))
+        else:
+            self.uidvalidity = int(row[0])
+        self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+        self._writer_conn = conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._age_task:
+            self._age_task.cancel()
+        if self._writer_task:
+            assert self._queue is not None
+            # Let messages already queued finish: their clients are waiting for a 250.
+            while not self._queue.empty():
+                await asyncio.sleep(0.005)
+            self._writer_task.cancel()
+            try:
+                await self._writer_task
+            except asyncio.CancelledError:
+                pass
+        loop = asyncio.get_running_loop()
+        if self._reader_pool:
+            self._reader_pool.shutdown(wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        if self._writer_pool:
+            await loop.run_in_executor(self._writer_pool, self._close_writer)
+            self._writer_pool.shutdown(wait=True)
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+    def _close_writer(self) -> None:
+        if self._writer_conn is not None:
+            try:
+                self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._writer_conn.close()
+            self._writer_conn = None
+
+    # -- helpers for this class and its mixins --------------------------------------------------------
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed or self._reader_pool is None:
+            raise RuntimeError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_pool, lambda: fn(self._reader(), *args))
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(conn, *args) in the writer thread inside one transaction."""
+        if self._closed or self._writer_pool is None:
+            raise RuntimeError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
+
+    def _in_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = self._writer_conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    @staticmethod
+    def _view(mailbox: str | None, query: str) -> tuple[str, list[Any]]:
+        """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query."""
+        where = ["m.folder = ''"]
+        params: list[Any] = []
+        if mailbox:
+            where.append("m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)")
+            params.append(mailbox.lower())
+        if query:
+            compiled = search.compile(query)
+            where.append(f"({compiled.where})")
+            params.extend(compiled.params)
+        return " AND ".join(where), params
+
+    # -- ingest ----------------------------------------------------------------------------------------
+
+    async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary:
+        if self._closed or self._queue is None:
+            raise RuntimeError("the store is closed")
+        future: asyncio.Future[Summary] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(bytes(raw), envelope, tuple(tags), read, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None and self._writer_pool is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0].raw)
+            while len(batch) < _BATCH_MAX_MESSAGES and size < _BATCH_MAX_BYTES and not self._queue.empty():
+                item = self._queue.get_nowait()
+                batch.append(item)
+                size += len(item.raw)
+            try:
+                summaries, pruned = await loop.run_in_executor(self._writer_pool, self._commit_batch, batch)
+            except Exception as exc:
+                log.exception("storing %d message(s) failed", len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            for item, summary in zip(batch, summaries, strict=True):
+                if not item.future.done():
+                    item.future.set_result(summary)
+                self.hub.publish(events.NEW, summary)
+            if pruned:
+                self.hub.publish(events.PRUNE, pruned)
+
+    def _commit_batch(self, batch: list[_Pending]) -> tuple[list[Summary], dict[str, list[Any]] | None]:
+        conn = self._writer_conn
+        assert conn is not None
+        prepared = [self._prepare(item) for item in batch]
+        summaries = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row, body, fts, mailboxes, summary in prepared:
+                cur = conn.execute(
+                    "INSERT INTO messages (id, message_id, subject, from_json, to_json, cc_json, bcc_json, "
+                    "reply_to_json, created, sent, size, attachments, inline, snippet, read, tags, mail_from, "
+                    "auth_user, envelope_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+                uid = cur.lastrowid
+                conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) VALUES (?,?,?,?,?)",
+                             (uid, *body))
+                conn.execute(f"INSERT INTO search (rowid, {', '.join(search.FTS_COLUMNS)}) VALUES "
+                             f"(?{', ?' * len(search.FTS_COLUMNS)})", (uid, *fts))
+                conn.executemany("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)",
+                                 [(mb, uid) for mb in mailboxes])
+                summaries.append(replace(summary, uid=uid))
+            self._count += len(batch)
+            pruned = self._prune_excess(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+            raise
+        conn.execute("COMMIT")
+        return summaries, pruned
+
+    def _prepare(self, item: _Pending) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, ...], list[str], Summary]:
+        """Everything one message needs before the transaction: parse once, build the rows."""
+        raw, envelope = item.raw, item.envelope
+        if envelope.received is None:
+            envelope = replace(envelope, received=datetime.now(UTC))
+        assert envelope.received is not None
+        parsed = mime.parse(raw)
+        bcc = _bcc(parsed, envelope)
+        tags = tuple(dict.fromkeys((*parsed.x_tags, *item.tags)))
+        mailboxes = sorted({r.lower() for r in envelope.rcpt_tos})
+        id_ = new_id()
+        created = envelope.received.timestamp()
+        summary = Summary(
+            id=id_, uid=0, message_id=parsed.message_id, read=item.read, from_=parsed.from_, to=parsed.to,
+            cc=parsed.cc, bcc=bcc, reply_to=parsed.reply_to, subject=parsed.subject, created=envelope.received,
+            size=len(raw), attachments=len(parsed.attachments), snippet=parsed.snippet, tags=tags,
+        )
+        row = (
+            id_, parsed.message_id, parsed.subject,
+            _addr_json([parsed.from_]) if parsed.from_ else None,
+            _addr_json(parsed.to), _addr_json(parsed.cc), _addr_json(bcc), _addr_json(parsed.reply_to),
+            created, parsed.date.timestamp() if parsed.date else None, len(raw), len(parsed.attachments),
+            len(parsed.inline), parsed.snippet, int(item.read), json.dumps(list(tags), ensure_ascii=False),
+            envelope.mail_from.lower(), envelope.auth_user, envelope_to_json(envelope),
+        )
+        extra = {
+            "attachments": [_attachment_json(a) for a in parsed.attachments],
+            "inline": [_attachment_json(a) for a in parsed.inline],
+            "return_path": parsed.return_path,
+            "list_unsubscribe": parsed.list_unsubscribe,
+        }
+        body = (raw, parsed.text, parsed.html, json.dumps(extra, ensure_ascii=False))
+        fts = search.index_values(
+            subject=parsed.subject, from_=parsed.from_, to=parsed.to, cc=parsed.cc, bcc=bcc,
+            reply_to=parsed.reply_to, message_id=parsed.message_id, text=parsed.text,
+            html_text=parsed.snippet if not parsed.text else "", envelope_from=envelope.mail_from,
+            mailboxes=mailboxes, tags=tags, attachment_names=[a.filename for a in parsed.attachments],
+        )
+        return row, body, fts, mailboxes, summary
+
+    def _prune_excess(self, conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
+        if not self.max_messages or self._count <= self.max_messages:
+            return None
+        excess = self._count - self.max_messages
+        rows = conn.execute("SELECT uid, id FROM messages WHERE folder='' ORDER BY uid LIMIT ?", (excess,)).fetchall()
+        return self._delete_rows(conn, rows)
+
+    def _delete_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> dict[str, list[Any]] | None:
+        if not rows:
+            return None
+        conn.executemany("DELETE FROM messages WHERE uid = ?", [(uid,) for uid, _ in rows])
+        self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+        return {"ids": [id_ for _, id_ in rows], "uids": [uid for uid, _ in rows]}
+
+    def _prune_older(self, conn: sqlite3.Connection, cutoff: float) -> dict[str, list[Any]] | None:
+        rows = conn.execute("SELECT uid, id FROM messages WHERE created < ?", (cutoff,)).fetchall()
+        return self._delete_rows(conn, rows)
+
+    async def _age_loop(self) -> None:
+        assert self.max_age
+        while True:
+            try:
+                cutoff = time.time() - self.max_age
+
+                pruned = await self._write(self._prune_older, cutoff)
+                if pruned:
+                    log.info("pruned %d message(s) older than the retention age", len(pruned["ids"]))
+                    self.hub.publish(events.PRUNE, pruned)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("age-based pruning failed")
+            await asyncio.sleep(min(60.0, max(1.0, self.max_age / 10)))
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    async def list(self, *, query: str = "", mailbox: str | None = None, start: int = 0, limit: int = 50) -> Page:
+        base_where, base_params = self._view(mailbox, "")
+        where, params = self._view(mailbox, query)
+
+        def run(conn: sqlite3.Connection) -> Page:
+            total, unread = conn.execute(
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {base_where}", base_params
+            ).fetchone()
+            matching = total if not query else conn.execute(
+                f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY m.uid DESC LIMIT ? OFFSET ?",
+                [*params, limit, start],
+            ).fetchall()
+            return Page(total=total, unread=unread, messages_count=matching, start=start,
+                        messages=tuple(summary_from_row(r) for r in rows), tags=_all_tags(conn))
+
+        return await self._read(run)
+
+    async def get(self, id: str) -> Message | None:
+        def run(conn: sqlite3.Connection) -> Message | None:
+            row = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS}, m.sent, m.envelope_json, m.flags, b.text, b.html, b.extra_json "
+                "FROM messages m JOIN bodies b ON b.uid = m.uid WHERE m.id = ?", (id,)
+            ).fetchone()
+            if row is None:
+                return None
+            summary = summary_from_row(row[:15])
+            sent, envelope_json, flags, text, html, extra_json = row[15:]
+            extra = json.loads(extra_json)
+            return Message(
+                summary=summary, date=_utc(sent) if sent is not None else None, text=text, html=html,
+                attachments=tuple(Attachment(**a) for a in extra.get("attachments", [])),
+                inline=tuple(Attachment(**a) for a in extra.get("inline", [])),
+                envelope=envelope_from_json(envelope_json), return_path=extra.get("return_path", ""),
+                list_unsubscribe=extra.get("list_unsubscribe", ""),
+                flags=(("\\Seen",) if summary.read else ()) + tuple(flags.split()),
+            )
+
+        return await self._read(run)
+
+    async def raw(self, id: str) -> bytes | None:
+        def run(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT b.raw FROM messages m JOIN bodies b ON b.uid = m.uid WHERE m.id = ?",
+                               (id,)).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._read(run)
+
+    async def latest(self, *, query: str = "", mailbox: str | None = None) -> Summary | None:
+        page = await self.list(query=query, mailbox=mailbox, limit=1)
+        return page.messages[0] if page.messages else None
+
+    async def count(self, *, query: str = "", mailbox: str | None = None) -> int:
+        where, params = self._view(mailbox, query)
+        return await self._read(
+            lambda conn: conn.execute(f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0])
+
+    async def stats(self, *, mailbox: str | None = None) -> Stats:
+        where, params = self._view(mailbox, "")
+
+        def run(conn: sqlite3.Connection) -> Stats:
+            total, unread, size = conn.execute(
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0), coalesce(sum(m.size), 0) FROM messages m "
+                f"WHERE {where}", params).fetchone()
+            return Stats(total=total, unread=unread, size=size, tags=_all_tags(conn))
+
+        return await self._read(run)
+
+    async def mailboxes(self) -> list[MailboxInfo]:
+        def run(conn: sqlite3.Connection) -> list[MailboxInfo]:
+            rows = conn.execute(
+                "SELECT r.mailbox, count(*), coalesce(sum(m.read = 0), 0) FROM recipients r "
+                "JOIN messages m ON m.uid = r.uid WHERE m.folder = '' GROUP BY r.mailbox ORDER BY r.mailbox"
+            ).fetchall()
+            return [MailboxInfo(*r) for r in rows]
+
+        return await self._read(run)
+
+    async def summaries_by_uid(self, uids: Sequence[int]) -> list[Summary]:
+        wanted = list(uids)
+
+        def run(conn: sqlite3.Connection) -> list[Summary]:
+            found: dict[int, Summary] = {}
+            for chunk in range(0, len(wanted), 500):
+                part = wanted[chunk:chunk + 500]
+                rows = conn.execute(f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE m.uid IN "
+                                    f"({','.join('?' * len(part))})", part).fetchall()
+                found.update((r[0], summary_from_row(r)) for r in rows)
+            return [found[u] for u in wanted if u in found]
+
+        return await self._read(run)
+
+    async def uids(self, *, mailbox: str | None = None, query: str = "") -> list[int]:
+        where, params = self._view(mailbox, query)
+        return await self._read(lambda conn: [r[0] for r in conn.execute(
+            f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.uid", params)])
+
+    async def id_for_uid(self, uid: int) -> str | None:
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT id FROM messages WHERE uid = ?", (uid,)).fetchone()
+            return row[0] if row else None
+
+        return await self._read(run)
+
+    # -- changing --------------------------------------------------------------------------------------
+
+    async def set_read(self, ids: Sequence[str], read: bool) -> list[str]:
+        wanted = list(dict.fromkeys(ids))
+
+        def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            changed = []
+            for id_ in wanted:
+                row = conn.execute("UPDATE messages SET read = ? WHERE id = ? AND read != ? RETURNING uid, id",
+                                   (int(read), id_, int(read))).fetchone()
+                if row:
+                    changed.append((row[0], row[1]))
+            return changed
+
+        changed = await self._write(run)
+        if changed:
+            self.hub.publish(events.UPDATE, {"ids": [i for _, i in changed], "uids": [u for u, _ in changed],
+                                             "read": read})
+        return [i for _, i in changed]
+
+    async def set_read_matching(self, read: bool, *, query: str = "", mailbox: str | None = None) -> list[str]:
+        where, params = self._view(mailbox, query)
+
+        def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            return conn.execute(f"UPDATE messages AS m SET read = ? WHERE {where} AND m.read != ? RETURNING uid, id",
+                                [int(read), *params, int(read)]).fetchall()
+
+        changed = await self._write(run)
+        if changed:
+            self.hub.publish(events.UPDATE, {"ids": [i for _, i in changed], "uids": [u for u, _ in changed],
+                                             "read": read})
+        return [i for _, i in changed]
+
+    async def delete(self, ids: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(ids))
+
+        def run(conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
+            rows = []
+            for chunk in range(0, len(wanted), 500):
+                part = wanted[chunk:chunk + 500]
+                rows += conn.execute(f"SELECT uid, id FROM messages WHERE id IN ({','.join('?' * len(part))})",
+                                     part).fetchall()
+            return self._delete_rows(conn, rows)
+
+        deleted = await self._write(run)
+        if not deleted:
+            return []
+        self.hub.publish(events.DELETE, deleted)
+        return list(deleted["ids"])
+
+    async def delete_matching(self, *, query: str = "", mailbox: str | None = None) -> list[str]:
+        where, params = self._view(mailbox, query)
+
+        def run(conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
+            rows = conn.execute(f"SELECT m.uid, m.id FROM messages m WHERE {where}", params).fetchall()
+            return self._delete_rows(conn, rows)
+
+        deleted = await self._write(run)
+        if not deleted:
+            return []
+        self.hub.publish(events.DELETE, deleted)
+        return list(deleted["ids"])
+
+    async def delete_all(self) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            count = conn.execute("SELECT count(*) FROM messages WHERE folder = ''").fetchone()[0]
+            conn.execute("DELETE FROM messages WHERE folder = ''")
+            self._count = 0
+            return int(count)
+
+        count = await self._write(run)
+        self.hub.publish(events.TRUNCATE, None)
+        return count
+
+    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> list[str]:
+        tag_json = json.dumps(list(dict.fromkeys(t for t in tags if t)), ensure_ascii=False)
+        wanted = list(dict.fromkeys(ids))
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            changed = []
+            for id_ in wanted:
+                if conn.execute("UPDATE messages SET tags = ? WHERE id = ? AND tags != ?",
+                                (tag_json, id_, tag_json)).rowcount:
+                    changed.append(id_)
+            return changed
+
+        changed = await self._write(run)
+        if changed:
+            self.hub.publish(events.UPDATE, {"ids": changed, "tags": json.loads(tag_json)})
+        return changed
+
+
+def _attachment_json(a: Attachment) -> dict[str, Any]:
+    return {"part_id": a.part_id, "filename": a.filename, "content_type": a.content_type,
+            "content_id": a.content_id, "size": a.size, "inline": a.inline}
+
+
+def _all_tags(conn: sqlite3.Connection) -> tuple[str, ...]:
+    rows = conn.execute("SELECT DISTINCT j.value FROM messages m, json_each(m.tags) j WHERE m.tags != '[]' "
+                        "ORDER BY 1").fetchall()
+    return tuple(r[0] for r in rows)
