@@ -188,13 +188,15 @@ def cmd_send(args: argparse.Namespace) -> int:
     listen = args.smtp
     try:
         with smtplib.SMTP(listen.host, listen.port, timeout=30, local_hostname="mailnest-send") as client:
-            client.send_message(msg, from_addr=args.from_, to_addrs=[*args.to, *args.cc, *args.bcc])
-            reply = client.noop()
+            refused = client.send_message(msg, from_addr=args.from_, to_addrs=[*args.to, *args.cc, *args.bcc])
     except (OSError, smtplib.SMTPException) as exc:
         print(f"mailnest send: could not send to {listen}: {exc}\n"
               f"Is `mailnest serve` running? Point at it with --smtp HOST:PORT.", file=sys.stderr)
         return 1
-    del reply
+    for address, (code, text) in refused.items():
+        print(f"mailnest send: {address} was refused: {code} {text.decode(errors='replace')}", file=sys.stderr)
+    if refused:
+        return 1
     print(f"sent {msg['Subject']!r} to {', '.join([*args.to, *args.cc, *args.bcc])} via {listen}")
     return 0
 

@@ -45,6 +45,13 @@ def _auth_user(session: Session) -> str | None:
     return str(user)
 
 
+def _plausible(address: str, *, allow_empty: bool = False) -> bool:
+    """Any address is welcome, but not one that could smuggle spaces or control characters into headers."""
+    if not address:
+        return allow_empty
+    return not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in address)
+
+
 class CaptureHandler:
     """Stores every message. Hooks follow aiosmtpd's handler API."""
 
@@ -58,8 +65,20 @@ class CaptureHandler:
         # aiosmtpd handles pipelined commands in order; say so, before the final line.
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
+                          mail_options: list[str]) -> str:
+        if not _plausible(address, allow_empty=True):
+            log.info("%s: refused MAIL FROM %r: malformed address", _peer(session), address)
+            return "553 5.1.7 Malformed sender address (no spaces or control characters allowed)"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if not _plausible(address):
+            log.info("%s: refused RCPT TO %r: malformed address", _peer(session), address)
+            return "553 5.1.3 Malformed recipient address (no spaces or control characters allowed)"
         if len(envelope.rcpt_tos) >= self.config.max_recipients:
             log.warning("%s: refused recipient %s: more than %d recipients", _peer(session), address,
                         self.config.max_recipients)

@@ -117,6 +117,18 @@ class _Pending:
     future: asyncio.Future[Summary]
 
 
+def _parse_or_empty(raw: bytes) -> mime.Parsed:
+    # mime.parse is built never to raise; if it ever does, the message is still stored (as received),
+    # just with fewer fields, because a 250 must never be lost to a parser bug.
+    try:
+        return mime.parse(raw)
+    except Exception:
+        log.exception("could not parse a %d-byte message; storing it unparsed", len(raw))
+        return mime.Parsed(from_=None, to=(), cc=(), reply_to=(), subject="", date=None, message_id="",
+                           text=raw[:100_000].decode("utf-8", "replace"), html="", attachments=(), inline=(),
+                           snippet="")
+
+
 def _bcc(parsed: mime.Parsed, envelope: Envelope) -> tuple[Address, ...]:
     visible = {a.address.lower() for a in (*parsed.to, *parsed.cc)}
     seen: set[str] = set()
@@ -354,7 +366,7 @@ class SQLiteStore(ImapStoreMixin):
         if envelope.received is None:
             envelope = replace(envelope, received=datetime.now(UTC))
         assert envelope.received is not None
-        parsed = mime.parse(raw)
+        parsed = _parse_or_empty(raw)
         bcc = _bcc(parsed, envelope)
         tags = tuple(dict.fromkeys((*parsed.x_tags, *item.tags)))
         mailboxes = sorted({r.lower() for r in envelope.rcpt_tos})

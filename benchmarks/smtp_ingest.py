@@ -1,0 +1,199 @@
+"""SMTP ingest load generator: mailnest against a bare aiosmtpd server, in the same run.
+
+An asyncio client on raw sockets sends N messages over C connections (K messages per connection) to each server
+and prints messages per second, p50/p99 latency (MAIL FROM to the 250 after DATA) and the ratio to bare aiosmtpd.
+For mailnest it also prints how long after its 250 a message is visible through the API (p50/p99) and the
+server's resident memory. Figures, not a pass/fail test.
+
+    python benchmarks/smtp_ingest.py                      # the standard set (2 KB, 100 KB, 5 MB)
+    python benchmarks/smtp_ingest.py --size 2k --connections 10 --per-connection 10 --rounds 5
+    python benchmarks/smtp_ingest.py --memory 20000       # RSS after 20,000 messages
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_message(size: int, index: int) -> bytes:
+    head = (f"From: Bench <bench@example.com>\r\nTo: sink@example.com\r\nSubject: message {index}\r\n"
+            f"Message-ID: <{index}.{time.time_ns()}@bench>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n").encode()
+    line = b"The quick brown fox jumps over the lazy dog, again and again and again. 0123456789\r\n"
+    body = line * max(1, (size - len(head)) // len(line))
+    return head + body
+
+
+async def _reply(reader: asyncio.StreamReader) -> bytes:
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        if line[3:4] != b"-":
+            return line
+
+
+async def _connection(port: int, messages: list[bytes], latencies: list[float], ids: list[tuple[str, float]]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    await _reply(reader)
+    writer.write(b"EHLO bench\r\n")
+    await _reply(reader)
+    for data in messages:
+        start = time.perf_counter()
+        writer.write(b"MAIL FROM:<bench@example.com>\r\n")
+        await _reply(reader)
+        writer.write(b"RCPT TO:<sink@example.com>\r\n")
+        await _reply(reader)
+        writer.write(b"DATA\r\n")
+        await _reply(reader)
+        writer.write(data)
+        writer.write(b".\r\n")
+        reply = await _reply(reader)
+        done = time.perf_counter()
+        if not reply.startswith(b"250"):
+            raise RuntimeError(f"server refused a message: {reply!r}")
+        latencies.append(done - start)
+        words = reply.split()
+        if b"as" in words:
+            ids.append((words[-1].decode(), done))
+    writer.write(b"QUIT\r\n")
+    await _reply(reader)
+    writer.close()
+
+
+async def load(port: int, *, size: int, connections: int, per_connection: int) -> dict[str, float]:
+    latencies: list[float] = []
+    ids: list[tuple[str, float]] = []
+    batches = [[make_message(size, c * per_connection + k) for k in range(per_connection)]
+               for c in range(connections)]
+    start = time.perf_counter()
+    await asyncio.gather(*(_connection(port, b, latencies, ids) for b in batches))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "msgs_per_s": len(latencies) / elapsed,
+        "mb_per_s": len(latencies) * size / elapsed / 1e6,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def _start(cmd: list[str], port_file: Path, key: str | None) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if port_file.exists() and port_file.stat().st_size:
+            text = port_file.read_text()
+            try:
+                ports = json.loads(text) if key else {"smtp": int(text)}
+                return proc, ports
+            except ValueError:
+                pass
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"{cmd[0]} did not start")
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def visibility(http_port: int, port: int, samples: int) -> tuple[float, float]:
+    """Send one message at a time and time from its 250 until the API returns it."""
+    import httpx
+
+    delays = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
+        for i in range(samples):
+            ids: list[tuple[str, float]] = []
+            await _connection(port, [make_message(2048, i)], [], ids)
+            message_id, acked = ids[0]
+            while True:
+                response = await client.get(f"/api/v1/message/{message_id}")
+                if response.status_code == 200:
+                    break
+            delays.append(time.perf_counter() - acked)
+    delays.sort()
+    return statistics.median(delays) * 1000, delays[int(len(delays) * 0.99)] * 1000
+
+
+def run_case(size: int, connections: int, per_connection: int, rounds: int, servers: dict[str, int]) -> None:
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for _ in range(rounds):  # interleave the servers so noise hits both alike
+        for name, port in servers.items():
+            results[name].append(asyncio.run(load(port, size=size, connections=connections,
+                                                  per_connection=per_connection)))
+    best = {name: max(r, key=lambda x: x["msgs_per_s"]) for name, r in results.items()}
+    base = best["bare-aiosmtpd"]["msgs_per_s"]
+    print(f"\n{_human(size)} messages, {connections} connections x {per_connection} messages, best of {rounds}:")
+    for name, r in best.items():
+        print(f"  {name:14s} {r['msgs_per_s']:8.1f} msgs/s  {r['mb_per_s']:7.1f} MB/s  p50 {r['p50_ms']:7.2f} ms  "
+              f"p99 {r['p99_ms']:7.2f} ms  ratio {r['msgs_per_s'] / base:4.2f}x")
+
+
+def _human(size: int) -> str:
+    return f"{size // (1024 * 1024)} MB" if size >= 1024 * 1024 else f"{size // 1024} KB"
+
+
+def parse_size(text: str) -> int:
+    text = text.lower().rstrip("b")
+    factor = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * factor)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, help="message size (default: the standard set)")
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--per-connection", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory", type=int, default=0, help="also send this many messages and report RSS")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nest_ports_file, bare_port_file = Path(tmp, "nest.json"), Path(tmp, "bare.port")
+        nest, nest_ports = _start([sys.executable, "-m", "mailnest.cli", "serve", "--smtp", "127.0.0.1:0",
+                                   "--http", "127.0.0.1:0", "--ports-file", str(nest_ports_file),
+                                   "--log-level", "WARNING", "--max-messages", "0"], nest_ports_file, "json")
+        bare, bare_ports = _start([sys.executable, str(HERE / "bare_aiosmtpd.py"), str(bare_port_file)],
+                                  bare_port_file, None)
+        servers = {"bare-aiosmtpd": bare_ports["smtp"], "mailnest": nest_ports["smtp"]}
+        try:
+            print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+            if args.size:
+                run_case(args.size, args.connections, args.per_connection, args.rounds, servers)
+            else:
+                run_case(2 * 1024, 10, 10, args.rounds, servers)
+                run_case(100 * 1024, 10, 10, args.rounds, servers)
+                run_case(5 * 1024 * 1024, 2, 5, max(2, args.rounds // 2), servers)
+            p50, p99 = asyncio.run(visibility(nest_ports["http"], nest_ports["smtp"], 200))
+            print(f"\nvisible through the API after its 250: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+            if args.memory:
+                before = _rss_mb(nest.pid)
+                sent = 0
+                while sent < args.memory:
+                    n = min(1000, args.memory - sent)
+                    asyncio.run(load(nest_ports["smtp"], size=2048, connections=10, per_connection=n // 10))
+                    sent += n
+                print(f"mailnest RSS: {before:.1f} MB before, {_rss_mb(nest.pid):.1f} MB after {sent} more "
+                      f"2 KB messages")
+        finally:
+            for proc in (nest, bare):
+                proc.terminate()
+                proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
