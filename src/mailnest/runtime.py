@@ -87,7 +87,8 @@ class MailServer:
         self._servers: list[asyncio.Server] = []
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
-        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []  # closed last, in reverse order
+        self._front_doors: list[Callable[[], Awaitable[None]]] = []  # closed first, all at once
         self._started = False
         self._stopped = False
 
@@ -129,8 +130,12 @@ class MailServer:
         await self.store.start()
         self._closers.append(self.store.close)
         if config.smtp is not None:
-            server = await self._listen("smtp", config.smtp, lambda listen: start_smtp(config, self.store, listen))
-            self.smtp_port = _port_of(server)
+            try:
+                smtp = await start_smtp(config, self.store, config.smtp)
+            except OSError as exc:
+                raise _bind_error("smtp", config.smtp, exc) from exc
+            self._front_doors.append(smtp.close)
+            self.smtp_port = smtp.port
         if config.http is not None:
             await self._start_http(config.http)
         if config.ports_file:
@@ -174,6 +179,8 @@ class MailServer:
         self._stopped = True
         for server in self._servers:
             server.close()
+        if self._front_doors:
+            await asyncio.gather(*(close() for close in self._front_doors), return_exceptions=True)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             with contextlib.suppress(Exception):

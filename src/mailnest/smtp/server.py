@@ -25,7 +25,31 @@ _DATA_READ_LIMIT = 1 << 20  # bytes buffered while looking for the next ".\r\n"
 
 
 class CaptureSMTP(SMTP):
+    listener: SMTPListener | None = None
+    busy = False  # inside DATA: reading the message or waiting for the store
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.listener is not None:
+            self.listener.sessions.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.listener is not None:
+            self.listener.sessions.discard(self)
+        super().connection_lost(error)
+
     async def smtp_DATA(self, arg: str) -> None:
+        self.busy = True
+        try:
+            await self._smtp_data(arg)
+        finally:
+            self.busy = False
+        if self.listener is not None and self.listener.closing:
+            await self.push("421 4.3.2 mailnest is shutting down")
+            if self.transport is not None:
+                self.transport.close()
+
+    async def _smtp_data(self, arg: str) -> None:
         if await self.check_helo_needed():
             return
         if await self.check_auth_needed("DATA"):
@@ -90,10 +114,49 @@ class CaptureSMTP(SMTP):
         return data.replace(b"\r\n.", b"\r\n")
 
 
-async def start_smtp(config: Config, store: Store, listen: Listen, **smtp_kwargs: Any) -> asyncio.Server:
+class SMTPListener:
+    """The listening socket and its sessions, so that stopping can finish messages in flight."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.sessions: set[CaptureSMTP] = set()
+        self.closing = False
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop accepting; idle sessions get 421 now, sessions inside DATA finish their message first."""
+        self.closing = True
+        if self.server is not None:
+            self.server.close()
+        for session in list(self.sessions):
+            if not session.busy and session.transport is not None:
+                session._writer.write(b"421 4.3.2 mailnest is shutting down\r\n")
+                session.transport.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while any(s.busy for s in self.sessions) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+async def start_smtp(config: Config, store: Store, listen: Listen, **smtp_kwargs: Any) -> SMTPListener:
     handler = CaptureHandler(config, store)
     kwargs = {**handler_kwargs(config), **smtp_kwargs}
-    loop = asyncio.get_running_loop()
+    listener = SMTPListener()
+
+    def protocol() -> CaptureSMTP:
+        session = CaptureSMTP(handler, **kwargs)
+        session.listener = listener
+        return session
+
     # aiosmtpd logs every command line at INFO on "mail.log"; that is debugging detail for us.
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    return await loop.create_server(lambda: CaptureSMTP(handler, **kwargs), host=listen.host, port=listen.port)
+    listener.server = await asyncio.get_running_loop().create_server(protocol, host=listen.host, port=listen.port)
+    return listener

@@ -36,6 +36,9 @@ T = TypeVar("T")
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
+# Free-text search covers this much of each body: indexing cost grows with the text, and a multi-megabyte
+# text body would otherwise cost more to index than everything else about its delivery.
+MAX_INDEXED_TEXT = 200_000
 _SUMMARY_COLUMNS = (
     "m.uid, m.id, m.message_id, m.read, m.from_json, m.to_json, m.cc_json, m.bcc_json, m.reply_to_json, "
     "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags"
@@ -394,7 +397,7 @@ class SQLiteStore(ImapStoreMixin):
         body = (raw, parsed.text, parsed.html, json.dumps(extra, ensure_ascii=False))
         fts = search.index_values(
             subject=parsed.subject, from_=parsed.from_, to=parsed.to, cc=parsed.cc, bcc=bcc,
-            reply_to=parsed.reply_to, message_id=parsed.message_id, text=parsed.text,
+            reply_to=parsed.reply_to, message_id=parsed.message_id, text=parsed.text[:MAX_INDEXED_TEXT],
             html_text=parsed.snippet if not parsed.text else "", envelope_from=envelope.mail_from,
             mailboxes=mailboxes, tags=tags, attachment_names=[a.filename for a in parsed.attachments],
         )
