@@ -89,6 +89,10 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
         listeners.add_argument(f"--{name}", metavar="HOST:PORT", type=_listen_or_off(name),
                                default=_default(name, listen, _listen_or_off(name)),
                                help=f"{what} (default {listen}; env MAILNEST_{name.upper()})")
+    listeners.add_argument("--smtps", metavar="HOST:PORT", type=_listen_or_off("smtps"),
+                           default=_default("smtps", None, _listen_or_off("smtps")),
+                           help="an extra SMTP listener with implicit TLS (port 465 style), e.g. 127.0.0.1:1465 "
+                                "(default off; env MAILNEST_SMTPS)")
     listeners.add_argument("--hostname", default=_default("hostname", d.hostname),
                            help=f"name used in the SMTP greeting (default {d.hostname}; no DNS lookup is made)")
 
@@ -111,6 +115,24 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                       default=_default("max_recipients", d.max_recipients, _int("max-recipients")),
                       help=f"refuse more recipients per message with 452 (default {d.max_recipients})")
 
+    sec = p.add_argument_group("TLS and authentication")
+    sec.add_argument("--tls", action="store_true", default=_env_bool("tls"),
+                     help="offer STARTTLS, with a self-signed certificate generated at start for the host names "
+                          "(its path is logged) unless --tls-cert/--tls-key are given")
+    sec.add_argument("--tls-cert", metavar="PEM", type=Path, default=_default("tls_cert", None, Path),
+                     help="your certificate (chain) in PEM; implies --tls")
+    sec.add_argument("--tls-key", metavar="PEM", type=Path, default=_default("tls_key", None, Path),
+                     help="the private key of --tls-cert, in PEM")
+    sec.add_argument("--require-tls", action="store_true", default=_env_bool("require_tls"),
+                     help="refuse MAIL and AUTH before STARTTLS (530 5.7.0)")
+    sec.add_argument("--auth-file", metavar="FILE", type=Path, default=_default("auth_file", None, Path),
+                     help="check logins against user:password lines (plain or bcrypt); without it any "
+                          "credentials are accepted and the user name is recorded")
+    sec.add_argument("--require-auth", action="store_true", default=_env_bool("require_auth"),
+                     help="refuse mail from clients that have not logged in (530 5.7.0)")
+    sec.add_argument("--allow-insecure-auth", action="store_true", default=_env_bool("allow_insecure_auth"),
+                     help="allow plain-text AUTH before STARTTLS even when TLS is configured")
+
     out = p.add_argument_group("output")
     out.add_argument("--print", dest="print_messages", action="store_true", default=_env_bool("print"),
                      help="also print each message to the console as it arrives (like smtpd's DebuggingServer)")
@@ -123,9 +145,12 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     fields = {name: getattr(args, name) for name in (
-        "smtp", "http", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
-        "print_messages", "ports_file", "log_level",
+        "smtp", "http", "smtps", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
+        "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
+        "require_auth", "allow_insecure_auth",
     )}
+    if fields["require_tls"] and not (fields["tls"] or fields["tls_cert"]):
+        raise ConfigError("--require-tls needs TLS: add --tls (self-signed) or --tls-cert/--tls-key")
     return SERVE_DEFAULTS.replace(**fields)
 
 
@@ -144,7 +169,7 @@ async def _serve(config: Config) -> int:
     server = MailServer(config)
     try:
         await server.start()
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:
         log.error("%s", exc)
         return 1
     await stop.wait()
@@ -157,6 +182,10 @@ async def _serve(config: Config) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        if config.auth_file is not None:
+            from .auth import Credentials
+
+            Credentials.load(config.auth_file)  # a bad file is a start-up error, said before binding anything
     except ConfigError as exc:
         print(f"mailnest: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,10 @@ import contextlib
 import errno
 import json
 import logging
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,8 +23,11 @@ from typing import Any
 
 import uvicorn
 
+from . import tls
+from .auth import Credentials, FailureGuard
 from .config import Config, Listen
 from .events import Hub
+from .smtp.security import SMTPSecurity
 from .smtp.server import start_smtp
 from .store.sqlite import SQLiteStore
 
@@ -91,8 +97,18 @@ class MailServer:
         self._front_doors: list[Callable[[], Awaitable[None]]] = []  # closed first, all at once
         self._started = False
         self._stopped = False
+        self.credentials = Credentials.load(self.config.auth_file)
+        self.login_failures = FailureGuard()
+        self.tls: tls.TLSMaterial | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self._scratch: str | None = None
 
     # -- reporting -------------------------------------------------------------------------------------
+
+    @property
+    def tls_cert(self) -> Path | None:
+        """The certificate served (generated or given); load it as the CA file to trust a generated one."""
+        return self.tls.cert if self.tls else None
 
     @property
     def smtp_host(self) -> str:
@@ -127,15 +143,25 @@ class MailServer:
 
     async def _start(self) -> None:
         config = self.config
+        if tls.tls_wanted(config):
+            self._scratch = tempfile.mkdtemp(prefix="mailnest-tls-")
+            self._closers.append(self._remove_scratch)
+            self.tls = tls.load_material(config, Path(self._scratch))
+            assert self.tls is not None
+            self.ssl_context = tls.server_context(self.tls)
         await self.store.start()
         self._closers.append(self.store.close)
-        if config.smtp is not None:
+        security = SMTPSecurity(self.credentials, self.login_failures, self.ssl_context)
+        for name, implicit in (("smtp", False), ("smtps", True)):
+            listen = getattr(config, name)
+            if listen is None:
+                continue
             try:
-                smtp = await start_smtp(config, self.store, config.smtp)
+                smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit)
             except OSError as exc:
-                raise _bind_error("smtp", config.smtp, exc) from exc
+                raise _bind_error(name, listen, exc) from exc
             self._front_doors.append(smtp.close)
-            self.smtp_port = smtp.port
+            setattr(self, f"{name}_port", smtp.port)
         if config.http is not None:
             await self._start_http(config.http)
         if config.ports_file:
@@ -156,6 +182,10 @@ class MailServer:
             raise _bind_error(name, listen, exc) from exc
         self._servers.append(server)
         return server
+
+    async def _remove_scratch(self) -> None:
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     async def _start_http(self, listen: Listen) -> None:
         from .web.app import create_app

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import warnings
 
-from aiosmtpd.smtp import MISSING, SMTP
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
+from ..auth import Credentials, FailureGuard
 from ..config import Config, Listen
 from ..store.base import Store
 from .handler import CaptureHandler, handler_kwargs
+from .security import SMTPSecurity, cram_md5, peer_host, smtp_options
 
 log = logging.getLogger("mailnest.smtp")
 
@@ -26,12 +28,32 @@ _DATA_READ_LIMIT = 1 << 20  # bytes buffered while looking for the next ".\r\n"
 
 class CaptureSMTP(SMTP):
     listener: SMTPListener | None = None
+    security: SMTPSecurity | None = None
     busy = False  # inside DATA: reading the message or waiting for the store
+    failed_login: str | None = None  # set by the authenticator when credentials are wrong
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
         super().connection_made(transport)
-        if self.listener is not None:
+        if first and self.session is not None and transport.get_extra_info("ssl_object") is not None:
+            # Implicit TLS: aiosmtpd only records TLS it negotiated itself (STARTTLS).
+            self.session.ssl = {"ssl_object": transport.get_extra_info("ssl_object")}
+        if first and self.listener is not None:
             self.listener.sessions.add(self)
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        self.failed_login = None
+        await super().smtp_AUTH(arg)
+        if self.security is None or self.session is None:
+            return
+        if self.failed_login is not None:
+            await self.security.guard.failed(peer_host(self.session), "SMTP", self.failed_login)
+        elif self.session.authenticated:
+            self.security.guard.succeeded(peer_host(self.session))
+
+    async def auth_CRAM__MD5(self, _: object, args: list[str]) -> AuthResult:
+        assert self.security is not None
+        return await cram_md5(self, self.security.credentials, self.hostname)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.listener is not None:
@@ -146,17 +168,28 @@ class SMTPListener:
             await self.server.wait_closed()
 
 
-async def start_smtp(config: Config, store: Store, listen: Listen, **smtp_kwargs: Any) -> SMTPListener:
+async def start_smtp(config: Config, store: Store, listen: Listen, *, security: SMTPSecurity | None = None,
+                     implicit_tls: bool = False) -> SMTPListener:
+    security = security or SMTPSecurity(Credentials(), FailureGuard())
     handler = CaptureHandler(config, store)
-    kwargs = {**handler_kwargs(config), **smtp_kwargs}
+    kwargs = {**handler_kwargs(config), **smtp_options(config, security, implicit_tls=implicit_tls)}
     listener = SMTPListener()
+    ssl_context = security.tls_context if implicit_tls else None
+    if implicit_tls and ssl_context is None:
+        raise ValueError("an implicit-TLS SMTP listener needs a TLS certificate")
 
     def protocol() -> CaptureSMTP:
-        session = CaptureSMTP(handler, **kwargs)
+        with warnings.catch_warnings():
+            # aiosmtpd warns when AUTH is required without TLS; on a test server that is the user's choice.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+            session = CaptureSMTP(handler, **kwargs)
         session.listener = listener
+        session.security = security
         return session
 
     # aiosmtpd logs every command line at INFO on "mail.log"; that is debugging detail for us.
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    listener.server = await asyncio.get_running_loop().create_server(protocol, host=listen.host, port=listen.port)
+    tls_options = {"ssl": ssl_context, "ssl_handshake_timeout": 15} if ssl_context else {}
+    listener.server = await asyncio.get_running_loop().create_server(
+        protocol, host=listen.host, port=listen.port, **tls_options)
     return listener

@@ -1,0 +1,85 @@
+"""SMTP authentication and TLS settings: the authenticator aiosmtpd calls, CRAM-MD5, and the listener's options.
+
+By default any credentials are accepted and the user name is recorded with the message; with an auth file
+they are checked. Plain-text mechanisms are refused before TLS whenever TLS is configured, unless allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import Envelope as SMTPEnvelope
+
+from ..auth import Credentials, FailureGuard
+from ..config import Config
+
+
+@dataclass(frozen=True)
+class SMTPSecurity:
+    credentials: Credentials
+    guard: FailureGuard
+    tls_context: ssl.SSLContext | None = None
+
+
+def peer_host(session: Session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+
+
+def make_authenticator(credentials: Credentials) -> Any:
+    def authenticator(server: SMTP, session: Session, envelope: SMTPEnvelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        if credentials.check(user, password):
+            return AuthResult(success=True, auth_data=auth_data)
+        server.failed_login = user  # type: ignore[attr-defined]
+        return AuthResult(success=False, handled=False)
+
+    return authenticator
+
+
+async def cram_md5(server: SMTP, credentials: Credentials, hostname: str) -> AuthResult:
+    """RFC 2195: the client proves it knows the password by an HMAC of a challenge we choose."""
+    challenge = f"<{int.from_bytes(os.urandom(8), 'big')}.{int(time.time())}@{hostname}>".encode()
+    answer = await server.challenge_auth(challenge)
+    if not isinstance(answer, bytes):
+        return AuthResult(success=False, handled=True)  # aborted or bad base64: already answered
+    user_bytes, _, digest = answer.rpartition(b" ")
+    user = user_bytes.decode("utf-8", "replace")
+    if not user or not digest:
+        await server.push("501 5.5.2 Expected 'user digest'")
+        return AuthResult(success=False, handled=True)
+    if credentials.accept_all:
+        ok = True
+    else:
+        password = credentials.clear_password(user)
+        expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest().encode() if password else b""
+        ok = bool(password) and hmac.compare_digest(expected, digest.lower())
+    if ok:
+        return AuthResult(success=True, auth_data=LoginPassword(user_bytes, b""))
+    server.failed_login = user  # type: ignore[attr-defined]
+    return AuthResult(success=False, handled=False)
+
+
+def smtp_options(config: Config, security: SMTPSecurity, *, implicit_tls: bool) -> dict[str, Any]:
+    """aiosmtpd SMTP keyword arguments for one listener (plain with STARTTLS, or implicit TLS)."""
+    starttls = security.tls_context if not implicit_tls else None
+    tls_configured = security.tls_context is not None
+    return {
+        "tls_context": starttls,
+        "require_starttls": bool(config.require_tls and starttls is not None),
+        "auth_required": config.require_auth,
+        # On an implicit-TLS listener the whole connection is already encrypted.
+        "auth_require_tls": tls_configured and not implicit_tls and not config.allow_insecure_auth,
+        "authenticator": make_authenticator(security.credentials),
+    }
