@@ -1,24 +1,38 @@
-"""mailnest: a local mail server for development and testing."""
+"""mailnest: a local mail server for development and testing.
+
+The public names are imported on first use, so that `mailnest sendmail` and the pytest plugin stay quick to
+load when the server parts are not needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .config import Config, ConfigError, Listen
-from .models import Address, Attachment, Envelope, Message, Page, Stats, Summary
-from .runtime import BindError, MailServer, ServerThread
+_EXPORTS = {
+    "Config": "config", "ConfigError": "config", "Listen": "config",
+    "Address": "models", "Attachment": "models", "Envelope": "models", "Message": "models", "Page": "models",
+    "Stats": "models", "Summary": "models",
+    "BindError": "runtime", "MailServer": "runtime", "ServerThread": "runtime",
+}
 
 __all__ = [
-    "Address",
-    "Attachment",
-    "BindError",
-    "Config",
-    "ConfigError",
-    "Envelope",
-    "Listen",
-    "MailServer",
-    "Message",
-    "Page",
-    "ServerThread",
-    "Stats",
-    "Summary",
-    "__version__",
+    "Address", "Attachment", "BindError", "Config", "ConfigError", "Envelope", "Listen", "MailServer", "Message",
+    "Page", "ServerThread", "Stats", "Summary", "__version__",
 ]
+
+if TYPE_CHECKING:
+    from .config import Config, ConfigError, Listen
+    from .models import Address, Attachment, Envelope, Message, Page, Stats, Summary
+    from .runtime import BindError, MailServer, ServerThread
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mailnest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

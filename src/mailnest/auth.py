@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +102,34 @@ class FailureGuard:
 
     def succeeded(self, peer_host: str) -> None:
         self._failures.pop(peer_host, None)
+
+
+class LoginChecker:
+    """The one place IMAP and POP3 logins are decided: credentials plus slowing down repeated failures."""
+
+    def __init__(self, credentials: Credentials, guard: FailureGuard) -> None:
+        self.credentials = credentials
+        self.guard = guard
+
+    async def password(self, protocol: str, user: str, password: str, peer_host: str = "") -> bool:
+        ok = self.credentials.check(user, password)
+        await self._record(ok, protocol, user, peer_host)
+        return ok
+
+    async def digest(self, protocol: str, user: str, digest: str, expected_for: Callable[[str], str],
+                     peer_host: str = "") -> bool:
+        """Challenge-response logins (APOP, CRAM-MD5): `expected_for(password)` computes the right answer."""
+        if self.credentials.accept_all:
+            ok = True
+        else:
+            secret = self.credentials.clear_password(user)
+            ok = secret is not None and hmac.compare_digest(expected_for(secret).lower(), digest.lower())
+        await self._record(ok, protocol, user, peer_host)
+        return ok
+
+    async def _record(self, ok: bool, protocol: str, user: str, peer_host: str) -> None:
+        key = peer_host or f"{protocol}:{user}"
+        if ok:
+            self.guard.succeeded(key)
+        else:
+            await self.guard.failed(key, protocol, user)

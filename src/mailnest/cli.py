@@ -85,6 +85,7 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     for name, listen, what in (
         ("smtp", d.smtp, "SMTP, where applications send mail"),
         ("http", d.http, "HTTP: the web UI and the API"),
+        ("pop3", d.pop3, "POP3, to read a mailbox (log in as a recipient address, or * for everything)"),
     ):
         listeners.add_argument(f"--{name}", metavar="HOST:PORT", type=_listen_or_off(name),
                                default=_default(name, listen, _listen_or_off(name)),
@@ -133,6 +134,33 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     sec.add_argument("--allow-insecure-auth", action="store_true", default=_env_bool("allow_insecure_auth"),
                      help="allow plain-text AUTH before STARTTLS even when TLS is configured")
 
+    files = p.add_argument_group("file outputs and extensions (after each message is stored)")
+    files.add_argument("--mh", metavar="DIR", type=Path, default=_default("mh", None, Path),
+                       help="also write each message into MH folders DIR/DOMAIN/USER/1, 2, 3... (one per recipient)")
+    files.add_argument("--maildir", metavar="DIR", type=Path, default=_default("maildir", None, Path),
+                       help="also deliver each message into a Maildir per recipient, DIR/DOMAIN/USER/{tmp,new,cur}")
+    files.add_argument("--mbox", metavar="FILE", type=Path, default=_default("mbox", None, Path),
+                       help="also append each message to this mbox file (with locking; mutt can read it)")
+    files.add_argument("--latest", metavar="FILE", type=Path, default=_default("latest", None, Path),
+                       help="also overwrite FILE with the newest message (X-MailFrom, X-RcptTo, X-Peer added)")
+    files.add_argument("--handler", dest="handlers", metavar="MODULE:OBJECT", action="append",
+                       default=_default("handler", [], lambda v: [x for x in v.split(",") if x]),
+                       help="your own handler with aiosmtpd hooks (handle_RCPT, handle_DATA...) or smtpd's "
+                            "process_message(peer, mailfrom, rcpttos, data); repeatable; also path/file.py:obj")
+    relay = p.add_argument_group("relay (off unless configured; only allow-listed recipients are forwarded)")
+    relay.add_argument("--relay", metavar="HOST:PORT", default=_default("relay", None),
+                       help="upstream SMTP server to forward allow-listed recipients to, in the background")
+    relay.add_argument("--relay-allow", metavar="PATTERN", action="append",
+                       default=_default("relay_allow", [], lambda v: [x for x in v.split(",") if x]),
+                       help="recipients that may be forwarded: an exact address, *@example.com, or /regex/; "
+                            "repeatable; nothing is forwarded without one")
+    relay.add_argument("--relay-tls", choices=["none", "starttls", "tls"], default=_default("relay_tls", "none"),
+                       help="how to talk to the upstream (default none)")
+    relay.add_argument("--relay-user", metavar="USER", default=_default("relay_user", None),
+                       help="log in to the upstream as USER")
+    relay.add_argument("--relay-password", metavar="PASSWORD", default=_default("relay_password", None),
+                       help="the upstream password (better: MAILNEST_RELAY_PASSWORD, kept out of ps)")
+
     out = p.add_argument_group("output")
     out.add_argument("--print", dest="print_messages", action="store_true", default=_env_bool("print"),
                      help="also print each message to the console as it arrives (like smtpd's DebuggingServer)")
@@ -145,10 +173,15 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     fields = {name: getattr(args, name) for name in (
-        "smtp", "http", "smtps", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
+        "smtp", "http", "pop3", "smtps", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
-        "require_auth", "allow_insecure_auth",
+        "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
+        "relay_user", "relay_password",
     )}
+    fields["handlers"] = tuple(args.handlers)
+    fields["relay_allow"] = tuple(args.relay_allow)
+    if fields["relay_allow"] and not fields["relay"]:
+        raise ConfigError("--relay-allow needs --relay HOST:PORT, the server to forward to")
     if fields["require_tls"] and not (fields["tls"] or fields["tls_cert"]):
         raise ConfigError("--require-tls needs TLS: add --tls (self-signed) or --tls-cert/--tls-key")
     return SERVE_DEFAULTS.replace(**fields)
@@ -160,16 +193,21 @@ def _setup_logging(level: str) -> None:
 
 
 async def _serve(config: Config) -> int:
+    from .outputs import HandlerLoadError
     from .runtime import MailServer
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = MailServer(config)
+    try:
+        server = MailServer(config)
+    except (ConfigError, HandlerLoadError) as exc:
+        log.error("%s", exc)
+        return 2
     try:
         await server.start()
-    except (OSError, ConfigError) as exc:
+    except (OSError, ConfigError, HandlerLoadError) as exc:
         log.error("%s", exc)
         return 1
     await stop.wait()
@@ -265,10 +303,29 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_default("smtp", SERVE_DEFAULTS.smtp, _listen_or_off("smtp")),
                       help="where mailnest listens for SMTP (default 127.0.0.1:1025; env MAILNEST_SMTP)")
     send.set_defaults(func=cmd_send)
+
+    from .importer import add_ingest_arguments, ingest_main
+
+    ingest = sub.add_parser("ingest", help="load .eml files, MH folders, Maildirs or mbox files into mailnest",
+                            description="Replay saved mail: .eml files, MH folders, Maildirs and mbox files go "
+                                        "into a running mailnest over SMTP, or straight into a --db file.")
+    add_ingest_arguments(ingest)
+    ingest.set_defaults(func=ingest_main)
+
+    sub.add_parser("sendmail", help="a sendmail drop-in: reads a message on stdin (-t, -f, -i, recipients)",
+                   description="Hands a message on standard input to a running mailnest, taking sendmail's "
+                               "usual flags (-t, -f, -F, -i/-oi, recipients). See `mailnest sendmail --help`.",
+                   add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sendmail"]:
+        # sendmail's flags (-t, -oi, -fme@x ...) are not argparse's; hand them over untouched.
+        from .sendmail import sendmail_main
+
+        return sendmail_main(argv[1:])
     try:
         parser = build_parser()
     except argparse.ArgumentTypeError as exc:

@@ -102,6 +102,10 @@ class Hub:
         """A synchronous callback run for every event (it must be quick and must not raise)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def publish(self, type: str, data: Any = None) -> None:
         event = Event(type, data)
         for listener in self._listeners:

@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 
 from . import tls
-from .auth import Credentials, FailureGuard
+from .auth import Credentials, FailureGuard, LoginChecker
 from .config import Config, Listen
 from .events import Hub
 from .smtp.security import SMTPSecurity
@@ -102,6 +102,11 @@ class MailServer:
         self.tls: tls.TLSMaterial | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self._scratch: str | None = None
+        from .outputs import CustomHandlers, OutputDispatcher
+
+        # Built here so that a bad --handler or output setting fails before anything is bound.
+        self.custom_handlers = CustomHandlers.from_config(self.config.handlers)
+        self.outputs = OutputDispatcher(self.config, self.store, self.hub)
 
     # -- reporting -------------------------------------------------------------------------------------
 
@@ -151,17 +156,28 @@ class MailServer:
             self.ssl_context = tls.server_context(self.tls)
         await self.store.start()
         self._closers.append(self.store.close)
+        await self.outputs.start()
+        self._closers.append(self.outputs.close)  # closers run in reverse: outputs flush before the store closes
         security = SMTPSecurity(self.credentials, self.login_failures, self.ssl_context)
         for name, implicit in (("smtp", False), ("smtps", True)):
             listen = getattr(config, name)
             if listen is None:
                 continue
             try:
-                smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit)
+                smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit,
+                                        custom=self.custom_handlers)
             except OSError as exc:
                 raise _bind_error(name, listen, exc) from exc
             self._front_doors.append(smtp.close)
             setattr(self, f"{name}_port", smtp.port)
+        checker = LoginChecker(self.credentials, self.login_failures)
+        if config.pop3 is not None:
+            from .pop3.server import checking_authenticator, start_pop3
+
+            authenticate = checking_authenticator(checker)
+            server = await self._listen("pop3", config.pop3, lambda listen: start_pop3(
+                config, self.store, self.hub, listen, authenticate=authenticate))
+            self.pop3_port = _port_of(server)
         if config.http is not None:
             await self._start_http(config.http)
         if config.ports_file:

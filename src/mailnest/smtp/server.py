@@ -17,6 +17,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 from ..auth import Credentials, FailureGuard
 from ..config import Config, Listen
+from ..outputs.custom import CustomHandlers, HookedHandler
 from ..store.base import Store
 from .handler import CaptureHandler, handler_kwargs
 from .security import SMTPSecurity, cram_md5, peer_host, smtp_options
@@ -169,9 +170,11 @@ class SMTPListener:
 
 
 async def start_smtp(config: Config, store: Store, listen: Listen, *, security: SMTPSecurity | None = None,
-                     implicit_tls: bool = False) -> SMTPListener:
+                     implicit_tls: bool = False, custom: CustomHandlers | None = None) -> SMTPListener:
     security = security or SMTPSecurity(Credentials(), FailureGuard())
-    handler = CaptureHandler(config, store)
+    handler: CaptureHandler | HookedHandler = CaptureHandler(config, store)
+    if custom:
+        handler = HookedHandler(handler, custom)
     kwargs = {**handler_kwargs(config), **smtp_options(config, security, implicit_tls=implicit_tls)}
     listener = SMTPListener()
     ssl_context = security.tls_context if implicit_tls else None

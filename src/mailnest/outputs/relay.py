@@ -1,0 +1,364 @@
+"""Relay: forward captured mail to a real SMTP server, only to recipients on an allow-list.
+
+smtpd's PureProxy forwarded everything; a development server that does that is an open relay and a way
+to mail real customers from a test run. Here nothing leaves unless its recipient matches `relay_allow`:
+
+- ``bob@example.com``: that address exactly (letter case ignored);
+- ``*@example.com``, ``qa-*@example.com``, ``*@*.example.com``: ``*`` stands for any run of characters
+  except ``@``, so ``*@example.com`` never matches ``x@evil.test@example.com`` nor a subdomain;
+- ``/regex/`` or ``re:regex``: a Python regular expression that must match the whole address (case
+  ignored), e.g. ``/.+@(staging|qa)\\.example\\.com/``.
+
+With `relay` and `relay_allow` set, every message received over SMTP or the send API goes, in the
+background, to its allowed envelope recipients (the others are not sent to, and not mentioned upstream);
+the client's ``250`` never waits for it. A temporary failure (connection refused, timeout, a 4xx reply) is
+retried with exponential backoff (1s, 2s, 4s ... at most 60s apart) up to 5 attempts, then marked failed;
+a 5xx is final at once. Each message's status, per recipient (pending / sent / failed with the reason),
+is kept in memory for the most recent 1000 relayed messages: the queue itself lives in memory too, so a
+status could not outlive a restart anyway. `release` sends a stored message on demand, to the same allow-list.
+
+Tunables for tests and embedding, in ``Config.extra``: ``relay_attempts`` (5), ``relay_backoff`` (1.0 s),
+``relay_max_backoff`` (60.0 s), ``relay_timeout`` (30.0 s), ``relay_tls_verify`` (True).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import smtplib
+import ssl
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import Config, ConfigError, parse_listen
+from .delivery import Delivery
+
+log = logging.getLogger(__name__)
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+RELAYED_SOURCES = ("smtp", "api")  # imported or IMAP-appended mail is not somebody sending mail now
+_TEMPORARY, _PERMANENT = "temporary", "permanent"
+
+
+class RelayError(Exception):
+    """Base of the errors `release` raises."""
+
+
+class RelayNotConfigured(RelayError):
+    """No `relay` upstream is configured (HTTP 400)."""
+
+
+class RelayRefused(RelayError):
+    """Some addresses are not on the allow-list (HTTP 403); nothing was sent."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        self.addresses = tuple(addresses)
+        listed = ", ".join(self.addresses) or "(no recipients)"
+        super().__init__(f"not on the relay allow-list: {listed}")
+
+
+class RelayFailed(RelayError):
+    """The upstream server did not take the message for any recipient (HTTP 502); the reason says why."""
+
+
+# --- the allow-list ----------------------------------------------------------------------------------
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    text = pattern.strip()
+    if text.startswith("re:"):
+        source = text[3:]
+    elif len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        source = text[1:-1]
+    else:
+        if not text:
+            raise ConfigError("relay_allow: an empty pattern; use *@example.com, an address, or /regex/")
+        source = "[^@]*".join(re.escape(piece) for piece in text.split("*"))
+    try:
+        return re.compile(source, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(f"relay_allow: {pattern!r} is not a valid regular expression: {exc}") from None
+
+
+class AllowList:
+    """Which recipients may be relayed to (see the module docstring for the pattern forms)."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._compiled = [_compile(p) for p in self.patterns]
+
+    def __bool__(self) -> bool:
+        return bool(self._compiled)
+
+    def allows(self, address: str) -> bool:
+        if not address or any(c in address for c in "\r\n\x00"):
+            return False
+        return any(rx.fullmatch(address) for rx in self._compiled)
+
+    def refused(self, addresses: Sequence[str]) -> list[str]:
+        return [a for a in addresses if not self.allows(a)]
+
+
+# --- status --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RecipientStatus:
+    state: str = PENDING
+    reason: str = ""
+    attempts: int = 0
+    updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Status": self.state, "Reason": self.reason, "Attempts": self.attempts,
+                "Updated": self.updated.isoformat().replace("+00:00", "Z")}
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    host: str
+    port: int
+    tls: str = "none"  # none | starttls | tls
+    user: str | None = None
+    password: str | None = None
+    local_hostname: str = "mailnest"  # our EHLO name: given, so smtplib does not look up our FQDN
+    timeout: float = 30.0
+    verify: bool = True
+
+    @classmethod
+    def from_config(cls, config: Config) -> Upstream | None:
+        if not config.relay:
+            return None
+        listen = parse_listen(config.relay, what="relay")
+        if listen.port == 0:
+            raise ConfigError(f"relay: {config.relay!r} needs the upstream's port, as in smtp.example.com:587")
+        if config.relay_tls not in ("none", "starttls", "tls"):
+            raise ConfigError(f"relay_tls: {config.relay_tls!r} must be none, starttls or tls")
+        if (config.relay_user is None) != (config.relay_password is None):
+            raise ConfigError("relay_user and relay_password go together")
+        return cls(listen.host, listen.port, config.relay_tls, config.relay_user, config.relay_password,
+                   config.hostname, float(config.extra.get("relay_timeout", 30.0)),  # type: ignore[arg-type]
+                   bool(config.extra.get("relay_tls_verify", True)))
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+# --- sending (blocking; runs on a worker thread) -------------------------------------------------------
+
+Outcome = tuple[str, str]  # (sent | temporary | permanent, reason)
+
+
+def _reason(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return f"{code} {text}".strip()
+
+
+def _kind(code: int) -> str:
+    return _TEMPORARY if 400 <= code < 500 or code < 0 else _PERMANENT
+
+
+def send(upstream: Upstream, raw: bytes, mail_from: str, rcpts: Sequence[str]) -> dict[str, Outcome]:
+    """One SMTP transaction; what happened to each recipient. Never raises for SMTP or network trouble."""
+    try:
+        return _transact(upstream, raw, mail_from, rcpts)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return {r: (_kind(code), _reason(code, msg)) for r, (code, msg) in exc.recipients.items()}
+    except smtplib.SMTPResponseException as exc:  # sender refused, data refused, auth failed, ...
+        return dict.fromkeys(rcpts, (_kind(exc.smtp_code), _reason(exc.smtp_code, exc.smtp_error)))
+    except smtplib.SMTPNotSupportedError as exc:
+        return dict.fromkeys(rcpts, (_PERMANENT, f"upstream: {exc}"))
+    except ssl.SSLCertVerificationError as exc:
+        return dict.fromkeys(rcpts, (_PERMANENT, f"TLS certificate not trusted: {exc.verify_message}"))
+    except (OSError, smtplib.SMTPException) as exc:  # refused, reset, timeout, disconnected
+        return dict.fromkeys(rcpts, (_TEMPORARY, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
+
+
+def _transact(upstream: Upstream, raw: bytes, mail_from: str, rcpts: Sequence[str]) -> dict[str, Outcome]:
+    client: smtplib.SMTP
+    if upstream.tls == "tls":
+        client = smtplib.SMTP_SSL(upstream.host, upstream.port, local_hostname=upstream.local_hostname,
+                                  timeout=upstream.timeout, context=upstream.ssl_context())
+    else:
+        client = smtplib.SMTP(upstream.host, upstream.port, local_hostname=upstream.local_hostname,
+                              timeout=upstream.timeout)
+    with client:
+        client.ehlo()
+        if upstream.tls == "starttls":
+            client.starttls(context=upstream.ssl_context())
+            client.ehlo()
+        if upstream.user is not None:
+            client.login(upstream.user, upstream.password or "")
+        options = []
+        if not mail_from.isascii() or not all(r.isascii() for r in rcpts):
+            options.append("SMTPUTF8")
+        if not raw.isascii() and client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        refused = client.sendmail(mail_from, list(rcpts), raw, mail_options=options)
+    outcome: dict[str, Outcome] = dict.fromkeys(rcpts, ("sent", "250 accepted"))
+    for rcpt, (code, msg) in refused.items():
+        outcome[rcpt] = (_kind(code), _reason(code, msg))
+    return outcome
+
+
+# --- the relay -----------------------------------------------------------------------------------------
+
+
+class Relay:
+    name = "relay"
+
+    def __init__(self, upstream: Upstream, allow: AllowList, *, attempts: int = 5, backoff: float = 1.0,
+                 max_backoff: float = 60.0, history: int = 1000, concurrency: int = 4) -> None:
+        self.upstream = upstream
+        self.allow = allow
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._history_size = history
+        self._statuses: OrderedDict[str, dict[str, RecipientStatus]] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> Relay | None:
+        upstream = Upstream.from_config(config)
+        if upstream is None:
+            if config.relay_allow:
+                raise ConfigError("relay_allow is set but relay (the upstream HOST:PORT) is not")
+            return None
+        extra = config.extra
+        return cls(upstream, AllowList(config.relay_allow),
+                   attempts=int(extra.get("relay_attempts", 5)),  # type: ignore[call-overload]
+                   backoff=float(extra.get("relay_backoff", 1.0)),  # type: ignore[arg-type]
+                   max_backoff=float(extra.get("relay_max_backoff", 60.0)))  # type: ignore[arg-type]
+
+    # Status, for the API -------------------------------------------------------------------------------
+
+    def status(self, message_id: str) -> dict[str, RecipientStatus] | None:
+        """Per-recipient relay status of a message, or None if it was never relayed (or is forgotten)."""
+        return self._statuses.get(message_id)
+
+    def status_json(self, message_id: str) -> dict[str, Any] | None:
+        statuses = self.status(message_id)
+        if statuses is None:
+            return None
+        return {rcpt: s.to_json() for rcpt, s in statuses.items()}
+
+    def _track(self, message_id: str, rcpts: Sequence[str]) -> dict[str, RecipientStatus]:
+        statuses = self._statuses.get(message_id)
+        if statuses is None:
+            statuses = self._statuses[message_id] = {}
+        else:
+            self._statuses.move_to_end(message_id)
+        for rcpt in rcpts:
+            statuses[rcpt] = RecipientStatus()
+        while len(self._statuses) > self._history_size:
+            self._statuses.popitem(last=False)
+        return statuses
+
+    # Automatic relaying ----------------------------------------------------------------------------------
+
+    def submit(self, delivery: Delivery) -> None:
+        """Queue a committed message for its allowed recipients; returns at once."""
+        if self._closed or not self.allow or delivery.envelope.source not in RELAYED_SOURCES:
+            return
+        rcpts = [r for r in dict.fromkeys(delivery.envelope.rcpt_tos) if self.allow.allows(r)]
+        if not rcpts:
+            return
+        statuses = self._track(delivery.id, rcpts)
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(delivery.id, delivery.raw, delivery.envelope.mail_from, rcpts, statuses),
+            name=f"mailnest-relay-{delivery.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _delay(self, attempt: int) -> float:
+        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+
+    async def _deliver(self, message_id: str, raw: bytes, mail_from: str, rcpts: list[str],
+                       statuses: dict[str, RecipientStatus]) -> None:
+        pending = list(rcpts)
+        try:
+            for attempt in range(1, self.attempts + 1):
+                async with self._slots:
+                    outcome = await asyncio.to_thread(send, self.upstream, raw, mail_from, pending)
+                still: list[str] = []
+                for rcpt in pending:
+                    kind, reason = outcome.get(rcpt, (_TEMPORARY, "no answer for this recipient"))
+                    status = statuses[rcpt]
+                    status.attempts, status.reason, status.updated = attempt, reason, datetime.now(UTC)
+                    if kind == "sent":
+                        status.state = SENT
+                    elif kind == _PERMANENT or attempt == self.attempts:
+                        status.state = FAILED
+                        if kind == _TEMPORARY:
+                            status.reason = f"{reason} (gave up after {attempt} attempts)"
+                        log.warning("relay of %s to %s failed: %s", message_id, rcpt, status.reason)
+                    else:
+                        still.append(rcpt)
+                pending = still
+                if not pending:
+                    return
+                log.info("relay of %s to %s: %s; retrying in %.1fs", message_id, ", ".join(pending),
+                         statuses[pending[0]].reason, self._delay(attempt))
+                await asyncio.sleep(self._delay(attempt))
+        except asyncio.CancelledError:
+            self._fail(statuses, pending, "mailnest stopped before the relay finished")
+            raise
+        except Exception as exc:  # a bug, not an SMTP problem (send() catches those): never lose it silently
+            log.exception("relay of %s crashed", message_id)
+            self._fail(statuses, pending, f"internal error: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _fail(statuses: dict[str, RecipientStatus], rcpts: Sequence[str], reason: str) -> None:
+        for rcpt in rcpts:
+            status = statuses[rcpt]
+            if status.state == PENDING:
+                status.state, status.reason, status.updated = FAILED, reason, datetime.now(UTC)
+
+    # Release on demand -----------------------------------------------------------------------------------
+
+    async def release(self, raw: bytes, to: Sequence[str], mail_from: str, *,
+                      message_id: str | None = None) -> dict[str, RecipientStatus]:
+        """Send `raw` now to `to` (POST /api/v1/message/{ID}/release). One attempt, no queue.
+
+        Raises RelayRefused (403) before sending anything if any address is off the allow-list or `to` is
+        empty, and RelayFailed (502) if the upstream took it for no recipient. Returns per-recipient status,
+        also recorded under `message_id` when given.
+        """
+        rcpts = list(dict.fromkeys(a.strip() for a in to))
+        refused = self.allow.refused(rcpts) if rcpts else []
+        if not rcpts or refused:
+            raise RelayRefused(refused)
+        async with self._slots:
+            outcome = await asyncio.to_thread(send, self.upstream, raw, mail_from, rcpts)
+        statuses = self._track(message_id, rcpts) if message_id else {r: RecipientStatus() for r in rcpts}
+        for rcpt in rcpts:
+            kind, reason = outcome.get(rcpt, (_TEMPORARY, "no answer for this recipient"))
+            status = statuses[rcpt]
+            status.state = SENT if kind == "sent" else FAILED
+            status.reason, status.attempts, status.updated = reason, 1, datetime.now(UTC)
+        if all(s.state == FAILED for s in statuses.values()):
+            raise RelayFailed("; ".join(f"{r}: {s.reason}" for r, s in statuses.items()))
+        return statuses
+
+    async def close(self) -> None:
+        """Stop: messages still waiting for a retry are marked failed (their queue lives in memory)."""
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+

@@ -1,0 +1,153 @@
+"""The POP3 listener: asyncio streams in, Session replies out. The only POP3 module that touches sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from ..auth import LoginChecker
+from ..config import Config, Listen
+from ..events import Hub
+from ..store.base import Store
+from . import responses
+from .parser import MAX_LINE
+from .responses import apop_digest
+from .session import Authenticator, Credentials, Reply, Session, SizeCache, accept_any
+
+log = logging.getLogger(__name__)
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes:
+    """One line with its LF, b"" at end of stream; raises _LineTooLong after discarding an overlong line.
+
+    The reader's limit is MAX_LINE, so a client cannot make us buffer more than that: the rest of an overlong
+    line is read and thrown away up to its LF, and the next line is a fresh command.
+    """
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial  # a last line without LF is still a command; b"" means the client left
+    except asyncio.LimitOverrunError as exc:
+        consumed = exc.consumed
+    while True:
+        try:
+            await reader.readexactly(consumed)
+            await reader.readuntil(b"\n")
+            raise _LineTooLong
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+        except asyncio.IncompleteReadError:
+            return b""
+
+
+def new_timestamp(hostname: str) -> str:
+    """An APOP banner timestamp: unique per connection (RFC 1939 section 7), no clock or pid leaks needed."""
+    return f"<{secrets.token_hex(8)}.{int(time.time())}@{hostname}>"
+
+
+class _Connections:
+    """The open client streams of one listener, so that closing the listener also ends its sessions.
+
+    Without this, `Server.wait_closed()` (which on Python 3.12+ waits for every connection) would hang for
+    up to the idle timeout behind a client that simply stays logged in.
+    """
+
+    def __init__(self) -> None:
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    def close_all(self) -> None:
+        for writer in tuple(self.writers):
+            writer.transport.abort()
+
+
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, config: Config, store: Store,
+                 sizes: SizeCache, authenticate: Authenticator, connections: _Connections) -> None:
+    peername = writer.get_extra_info("peername")
+    peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername or "")
+    session = Session(store, config, timestamp=new_timestamp(config.hostname), authenticate=authenticate,
+                      sizes=sizes, peer=peer)
+    connections.writers.add(writer)
+    try:
+        writer.write(session.greeting())
+        await writer.drain()
+        while True:
+            try:
+                line = await asyncio.wait_for(read_line(reader), config.idle_timeout)
+            except TimeoutError:
+                log.info("pop3 %s: idle for %ss, disconnecting", peer, config.idle_timeout)
+                writer.write(responses.err("disconnected for inactivity"))
+                await writer.drain()
+                break
+            except _LineTooLong:
+                log.info("pop3 %s: line longer than %d octets refused", peer, MAX_LINE)
+                writer.write(responses.err(f"line too long (limit {MAX_LINE} octets)"))
+                await writer.drain()
+                continue
+            if not line:
+                break
+            try:
+                reply = await session.handle_line(line)
+            except Exception:
+                # A store failure ends this command, never the listener; the session state is unchanged.
+                log.exception("pop3 %s: command failed", peer)
+                reply = Reply(responses.err("[SYS/TEMP] internal error, try again"))
+            writer.write(reply.data)
+            # A client that stops reading mid-RETR must not hold the session (and its buffer) forever.
+            await asyncio.wait_for(writer.drain(), config.idle_timeout)
+            if reply.close:
+                break
+    except TimeoutError:
+        log.info("pop3 %s: client stopped reading for %ss, disconnecting", peer, config.idle_timeout)
+    except (ConnectionError, OSError) as exc:
+        log.debug("pop3 %s: connection lost: %s", peer, exc)
+    finally:
+        connections.writers.discard(writer)
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
+                     authenticate: Authenticator = accept_any) -> asyncio.Server:
+    """Bind a POP3 listener on `listen` (port 0 allowed; read the bound port from `server.sockets`)."""
+    sizes = SizeCache()
+    hub.add_listener(sizes.on_event)
+    connections = _Connections()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _serve(reader, writer, config=config, store=store, sizes=sizes, authenticate=authenticate,
+                     connections=connections)
+
+    server = await asyncio.start_server(on_connect, listen.host, listen.port, limit=MAX_LINE)
+    close_listener = server.close
+
+    def close() -> None:
+        close_listener()
+        connections.close_all()
+
+    # asyncio.Server has no hook for "closing"; wrapping this one instance's close() is the narrowest way
+    # to end open sessions with the listener while still handing the caller a plain asyncio.Server.
+    server.close = close  # type: ignore[method-assign]
+    log.info("POP3 listening on %s", ", ".join(str(s.getsockname()[:2]) for s in server.sockets))
+    return server
+
+
+def checking_authenticator(checker: LoginChecker) -> Authenticator:
+    """USER/PASS and APOP decided by mailnest's accounts (any credentials unless an auth file is given)."""
+
+    async def authenticate(offered: Credentials) -> bool:
+        if offered.mechanism == "APOP":
+            timestamp = offered.timestamp or ""
+            return await checker.digest("POP3", offered.username, offered.digest or "",
+                                        lambda secret: apop_digest(timestamp, secret))
+        return await checker.password("POP3", offered.username, offered.password or "")
+
+    return authenticate

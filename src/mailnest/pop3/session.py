@@ -1,0 +1,299 @@
+"""One POP3 conversation: the RFC 1939 state machine over the Store. No sockets here (see server.py).
+
+The maildrop is a snapshot taken at login: message numbers stay fixed for the whole session, mail that
+arrives meanwhile shows up at the next login, and DELE only marks. The marked messages are deleted from the
+store when QUIT moves the session to UPDATE; a dropped connection or an idle timeout deletes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from .. import events
+from ..config import Config
+from ..events import Event
+from ..store.base import Store
+from . import responses
+from .parser import Command, CommandError, parse_command, parse_number
+
+log = logging.getLogger(__name__)
+
+
+class State(Enum):
+    AUTHORIZATION = "AUTHORIZATION"
+    TRANSACTION = "TRANSACTION"
+    UPDATE = "UPDATE"
+
+
+# RFC 1939 sections 4-6 (and CAPA from RFC 2449): what each state allows. UPDATE allows nothing: the
+# session enters it on QUIT and ends there.
+ALLOWED: dict[State, frozenset[str]] = {
+    State.AUTHORIZATION: frozenset({"USER", "PASS", "APOP", "CAPA", "QUIT"}),
+    State.TRANSACTION: frozenset({"STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP", "CAPA", "QUIT"}),
+    State.UPDATE: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a client offered to log in. USER/PASS fills `password`; APOP fills `timestamp` and `digest`."""
+
+    mechanism: str  # "USER" or "APOP"
+    username: str
+    password: str | None = None
+    timestamp: str | None = None  # the banner's <...> string the APOP digest covers
+    digest: str | None = None  # lower-case hex MD5 from APOP
+
+
+# The one place login decisions are made; the authentication issue replaces the default with a checker.
+Authenticator = Callable[[Credentials], Awaitable[bool]]
+
+
+async def accept_any(credentials: Credentials) -> bool:
+    """Any user name and any password: mailnest is a development tool without accounts (yet)."""
+    return True
+
+
+class SizeCache:
+    """POP3 sizes (octets after CRLF normalisation) by store uid, shared by every session of a listener.
+
+    A uid is never reused and stored bytes never change, so an entry is valid until the message goes;
+    the hub tells us when that happens.
+    """
+
+    def __init__(self) -> None:
+        self._sizes: dict[int, int] = {}
+
+    def get(self, uid: int) -> int | None:
+        return self._sizes.get(uid)
+
+    def put(self, uid: int, size: int) -> None:
+        self._sizes[uid] = size
+
+    def on_event(self, event: Event) -> None:
+        if event.type in (events.DELETE, events.PRUNE) and isinstance(event.data, dict):
+            for uid in event.data.get("uids", ()):
+                self._sizes.pop(uid, None)
+        elif event.type == events.TRUNCATE:
+            self._sizes.clear()
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+
+@dataclass(slots=True)
+class _Entry:
+    id: str
+    uid: int
+    stored_size: int  # the raw size, used only if the message vanished before we could measure it
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    data: bytes
+    close: bool = False
+
+
+# No EXPIRE: retention (max_messages, max_age) may delete mail, so "EXPIRE NEVER" would be untrue, and a
+# number of days would be untrue for count-based pruning.
+CAPABILITIES = ("TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "IMPLEMENTATION mailnest")
+
+
+class Session:
+    def __init__(self, store: Store, config: Config, *, timestamp: str,
+                 authenticate: Authenticator = accept_any, sizes: SizeCache | None = None,
+                 peer: str = "") -> None:
+        self.store = store
+        self.config = config
+        self.timestamp = timestamp
+        self.authenticate = authenticate
+        self.sizes = sizes if sizes is not None else SizeCache()
+        self.peer = peer
+        self.state = State.AUTHORIZATION
+        self.username: str | None = None  # set once logged in
+        self._pending_user: str | None = None
+        self._maildrop: list[_Entry] = []
+
+    # -- driving ---------------------------------------------------------------------------------------
+
+    def greeting(self) -> bytes:
+        return responses.greeting(self.config.hostname, self.timestamp)
+
+    async def handle_line(self, line: bytes) -> Reply:
+        try:
+            command = parse_command(line)
+        except CommandError as exc:
+            log.info("pop3 %s: bad command line: %s", self.peer, exc)
+            return Reply(responses.err(str(exc)))
+        return await self.handle(command)
+
+    async def handle(self, command: Command) -> Reply:
+        if command.name not in ALLOWED[self.state]:
+            log.info("pop3 %s: %s refused in state %s", self.peer, command.name, self.state.value)
+            when = "before login" if self.state is State.AUTHORIZATION else "after login"
+            return Reply(responses.err(f"{command.name} is not allowed {when}"))
+        handler = getattr(self, "_cmd_" + command.name.lower())
+        reply: Reply = await handler(*command.args)
+        return reply
+
+    # -- AUTHORIZATION ---------------------------------------------------------------------------------
+
+    async def _cmd_capa(self) -> Reply:
+        return Reply(responses.multiline_lines("Capability list follows", self.capabilities()))
+
+    def capabilities(self) -> Iterable[str]:
+        return CAPABILITIES
+
+    async def _cmd_user(self, name: str) -> Reply:
+        self._pending_user = name
+        return Reply(responses.ok(f"send PASS for {name}"))
+
+    async def _cmd_pass(self, password: str) -> Reply:
+        name, self._pending_user = self._pending_user, None
+        if name is None:
+            return Reply(responses.err("send USER first"))
+        return await self._login(Credentials("USER", name, password=password))
+
+    async def _cmd_apop(self, name: str, digest: str) -> Reply:
+        self._pending_user = None
+        if len(digest) != 32 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+            return Reply(responses.err("APOP digest must be 32 hexadecimal digits"))
+        return await self._login(Credentials("APOP", name, timestamp=self.timestamp, digest=digest.lower()))
+
+    async def _login(self, credentials: Credentials) -> Reply:
+        if not await self.authenticate(credentials):
+            log.info("pop3 %s: login refused for %r (%s)", self.peer, credentials.username, credentials.mechanism)
+            return Reply(responses.err("[AUTH] invalid user name or password"))
+        name = credentials.username
+        mailbox = None if name == self.config.catch_all_login else name.lower()
+        uids = await self.store.uids(mailbox=mailbox)
+        summaries = await self.store.summaries_by_uid(uids)
+        self._maildrop = [_Entry(s.id, s.uid, s.size) for s in summaries]
+        self.username = name
+        self.state = State.TRANSACTION
+        return Reply(responses.ok(f"{name} has {len(self._maildrop)} message(s)"))
+
+    # -- TRANSACTION -----------------------------------------------------------------------------------
+
+    async def _size(self, entry: _Entry) -> int:
+        size = self.sizes.get(entry.uid)
+        if size is None:
+            raw = await self.store.raw(entry.id)
+            if raw is None:
+                return entry.stored_size
+            size = responses.maildrop_octets(raw)
+            self.sizes.put(entry.uid, size)
+        return size
+
+    async def _sizes(self, entries: list[_Entry]) -> list[int]:
+        # A handful at a time: the store reads on a small thread pool, and a big maildrop should not
+        # queue thousands of reads at once in front of other clients.
+        sizes: list[int] = []
+        for start in range(0, len(entries), 16):
+            sizes += await asyncio.gather(*(self._size(e) for e in entries[start:start + 16]))
+        return sizes
+
+    def _live(self) -> list[tuple[int, _Entry]]:
+        return [(n, e) for n, e in enumerate(self._maildrop, 1) if not e.deleted]
+
+    def _entry(self, number_text: str) -> _Entry | str:
+        """The live entry for a message number, or the reason it cannot be used."""
+        number = parse_number(number_text)
+        if number is None:
+            return f"invalid message number {number_text!r}"
+        if not 1 <= number <= len(self._maildrop):
+            return f"no such message {number}, only {len(self._maildrop)} in maildrop"
+        entry = self._maildrop[number - 1]
+        if entry.deleted:
+            return f"message {number} already deleted"
+        return entry
+
+    async def _cmd_stat(self) -> Reply:
+        live = [e for _, e in self._live()]
+        sizes = await self._sizes(live)
+        return Reply(responses.ok(f"{len(live)} {sum(sizes)}"))
+
+    async def _cmd_list(self, number_text: str | None = None) -> Reply:
+        if number_text is not None:
+            entry = self._entry(number_text)
+            if isinstance(entry, str):
+                return Reply(responses.err(entry))
+            return Reply(responses.ok(responses.scan_listing(int(number_text), await self._size(entry))))
+        live = self._live()
+        sizes = await self._sizes([e for _, e in live])
+        lines = [responses.scan_listing(n, size) for (n, _), size in zip(live, sizes, strict=True)]
+        return Reply(responses.multiline_lines(f"{len(live)} messages ({sum(sizes)} octets)", lines))
+
+    async def _cmd_uidl(self, number_text: str | None = None) -> Reply:
+        if number_text is not None:
+            entry = self._entry(number_text)
+            if isinstance(entry, str):
+                return Reply(responses.err(entry))
+            return Reply(responses.ok(responses.scan_listing(int(number_text), entry.id)))
+        lines = [responses.scan_listing(n, e.id) for n, e in self._live()]
+        return Reply(responses.multiline_lines("unique-id listing follows", lines))
+
+    async def _message_text(self, entry: _Entry) -> bytes | None:
+        raw = await self.store.raw(entry.id)
+        if raw is None:
+            return None
+        text = responses.normalize_crlf(raw)
+        self.sizes.put(entry.uid, len(text))
+        return text
+
+    async def _cmd_retr(self, number_text: str) -> Reply:
+        entry = self._entry(number_text)
+        if isinstance(entry, str):
+            return Reply(responses.err(entry))
+        text = await self._message_text(entry)
+        if text is None:
+            return Reply(responses.err("[SYS/PERM] message was deleted by another client"))
+        return Reply(responses.multiline(f"{len(text)} octets", text))
+
+    async def _cmd_top(self, number_text: str, lines_text: str) -> Reply:
+        entry = self._entry(number_text)
+        if isinstance(entry, str):
+            return Reply(responses.err(entry))
+        lines = parse_number(lines_text)
+        if lines is None:
+            return Reply(responses.err(f"invalid line count {lines_text!r}"))
+        text = await self._message_text(entry)
+        if text is None:
+            return Reply(responses.err("[SYS/PERM] message was deleted by another client"))
+        return Reply(responses.multiline("top of message follows", responses.top(text, lines)))
+
+    async def _cmd_dele(self, number_text: str) -> Reply:
+        entry = self._entry(number_text)
+        if isinstance(entry, str):
+            return Reply(responses.err(entry))
+        entry.deleted = True
+        return Reply(responses.ok(f"message {int(number_text)} deleted"))
+
+    async def _cmd_rset(self) -> Reply:
+        for entry in self._maildrop:
+            entry.deleted = False
+        return Reply(responses.ok(f"maildrop has {len(self._maildrop)} message(s)"))
+
+    async def _cmd_noop(self) -> Reply:
+        return Reply(responses.ok())
+
+    # -- QUIT and UPDATE -------------------------------------------------------------------------------
+
+    async def _cmd_quit(self) -> Reply:
+        if self.state is State.AUTHORIZATION:
+            return Reply(responses.ok(f"{self.config.hostname} POP3 server signing off"), close=True)
+        self.state = State.UPDATE
+        marked = [e.id for e in self._maildrop if e.deleted]
+        if marked:
+            try:
+                await self.store.delete(marked)
+            except Exception:
+                log.exception("pop3 %s: deleting %d message(s) at QUIT failed", self.peer, len(marked))
+                return Reply(responses.err("[SYS/TEMP] some deleted messages not removed"), close=True)
+        return Reply(responses.ok(f"{self.config.hostname} POP3 server signing off "
+                                  f"({len(marked)} message(s) deleted)"), close=True)
