@@ -94,6 +94,10 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                            default=_default("smtps", None, _listen_or_off("smtps")),
                            help="an extra SMTP listener with implicit TLS (port 465 style), e.g. 127.0.0.1:1465 "
                                 "(default off; env MAILNEST_SMTPS)")
+    listeners.add_argument("--pop3s", metavar="HOST:PORT", type=_listen_or_off("pop3s"),
+                           default=_default("pop3s", None, _listen_or_off("pop3s")),
+                           help="an extra POP3 listener with implicit TLS (port 995 style), e.g. 127.0.0.1:1995 "
+                                "(default off; env MAILNEST_POP3S)")
     listeners.add_argument("--hostname", default=_default("hostname", d.hostname),
                            help=f"name used in the SMTP greeting (default {d.hostname}; no DNS lookup is made)")
 
@@ -173,7 +177,7 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     fields = {name: getattr(args, name) for name in (
-        "smtp", "http", "pop3", "smtps", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
+        "smtp", "http", "pop3", "smtps", "pop3s", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
         "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
         "relay_user", "relay_password",

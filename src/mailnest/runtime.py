@@ -171,13 +171,17 @@ class MailServer:
             self._front_doors.append(smtp.close)
             setattr(self, f"{name}_port", smtp.port)
         checker = LoginChecker(self.credentials, self.login_failures)
-        if config.pop3 is not None:
+        if config.pop3 is not None or config.pop3s is not None:
             from .pop3.server import checking_authenticator, start_pop3
 
             authenticate = checking_authenticator(checker)
-            server = await self._listen("pop3", config.pop3, lambda listen: start_pop3(
-                config, self.store, self.hub, listen, authenticate=authenticate))
-            self.pop3_port = _port_of(server)
+            for name, implicit in (("pop3", False), ("pop3s", True)):
+                if getattr(config, name) is None:
+                    continue
+                server = await self._listen(name, getattr(config, name), lambda listen, implicit=implicit: start_pop3(
+                    config, self.store, self.hub, listen, authenticate=authenticate, tls_context=self.ssl_context,
+                    implicit_tls=implicit))
+                setattr(self, f"{name}_port", _port_of(server))
         if config.http is not None:
             await self._start_http(config.http)
         if config.ports_file:

@@ -22,6 +22,7 @@ ARITY: dict[str, tuple[int, int]] = {
     "PASS": (1, 1),
     "APOP": (2, 2),
     "CAPA": (0, 0),
+    "STLS": (0, 0),
     "STAT": (0, 0),
     "LIST": (0, 1),
     "UIDL": (0, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl
 import time
 
 from ..auth import LoginChecker
@@ -67,11 +68,13 @@ class _Connections:
 
 
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, config: Config, store: Store,
-                 sizes: SizeCache, authenticate: Authenticator, connections: _Connections) -> None:
+                 sizes: SizeCache, authenticate: Authenticator, connections: _Connections,
+                 tls_context: ssl.SSLContext | None) -> None:
     peername = writer.get_extra_info("peername")
     peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername or "")
     session = Session(store, config, timestamp=new_timestamp(config.hostname), authenticate=authenticate,
-                      sizes=sizes, peer=peer)
+                      sizes=sizes, peer=peer, tls_available=tls_context is not None,
+                      tls_active=writer.get_extra_info("ssl_object") is not None)
     connections.writers.add(writer)
     try:
         writer.write(session.greeting())
@@ -102,6 +105,15 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
             await asyncio.wait_for(writer.drain(), config.idle_timeout)
             if reply.close:
                 break
+            if reply.start_tls and tls_context is not None:
+                # Anything the client pipelined behind STLS was sent in the clear: drop it (RFC 2595 / 3207).
+                reader._buffer.clear()  # type: ignore[attr-defined]
+                try:
+                    await asyncio.wait_for(writer.start_tls(tls_context), 15)
+                except (ssl.SSLError, TimeoutError, ConnectionError, OSError) as exc:
+                    log.info("pop3 %s: TLS negotiation failed: %s", peer, exc)
+                    break
+                session.tls_active = True
     except TimeoutError:
         log.info("pop3 %s: client stopped reading for %ss, disconnecting", peer, config.idle_timeout)
     except (ConnectionError, OSError) as exc:
@@ -116,17 +128,22 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
 
 
 async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
-                     authenticate: Authenticator = accept_any) -> asyncio.Server:
-    """Bind a POP3 listener on `listen` (port 0 allowed; read the bound port from `server.sockets`)."""
+                     authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None,
+                     implicit_tls: bool = False) -> asyncio.Server:
+    """Bind a POP3 listener on `listen` (port 0 allowed; read the bound port from `server.sockets`).
+
+    With a TLS context, STLS is offered; with `implicit_tls` the whole connection is TLS (POP3S, port 995 style).
+    """
     sizes = SizeCache()
     hub.add_listener(sizes.on_event)
     connections = _Connections()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve(reader, writer, config=config, store=store, sizes=sizes, authenticate=authenticate,
-                     connections=connections)
+                     connections=connections, tls_context=tls_context)
 
-    server = await asyncio.start_server(on_connect, listen.host, listen.port, limit=MAX_LINE)
+    tls_options = {"ssl": tls_context, "ssl_handshake_timeout": 15} if implicit_tls and tls_context else {}
+    server = await asyncio.start_server(on_connect, listen.host, listen.port, limit=MAX_LINE, **tls_options)
     close_listener = server.close
 
     def close() -> None:

@@ -32,7 +32,7 @@ class State(Enum):
 # RFC 1939 sections 4-6 (and CAPA from RFC 2449): what each state allows. UPDATE allows nothing: the
 # session enters it on QUIT and ends there.
 ALLOWED: dict[State, frozenset[str]] = {
-    State.AUTHORIZATION: frozenset({"USER", "PASS", "APOP", "CAPA", "QUIT"}),
+    State.AUTHORIZATION: frozenset({"USER", "PASS", "APOP", "CAPA", "QUIT", "STLS"}),
     State.TRANSACTION: frozenset({"STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP", "CAPA", "QUIT"}),
     State.UPDATE: frozenset(),
 }
@@ -97,6 +97,7 @@ class _Entry:
 class Reply:
     data: bytes
     close: bool = False
+    start_tls: bool = False  # after sending data, the server upgrades the connection (STLS)
 
 
 # No EXPIRE: retention (max_messages, max_age) may delete mail, so "EXPIRE NEVER" would be untrue, and a
@@ -107,8 +108,10 @@ CAPABILITIES = ("TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINI
 class Session:
     def __init__(self, store: Store, config: Config, *, timestamp: str,
                  authenticate: Authenticator = accept_any, sizes: SizeCache | None = None,
-                 peer: str = "") -> None:
+                 peer: str = "", tls_available: bool = False, tls_active: bool = False) -> None:
         self.store = store
+        self.tls_available = tls_available  # a certificate is configured: STLS can be offered
+        self.tls_active = tls_active
         self.config = config
         self.timestamp = timestamp
         self.authenticate = authenticate
@@ -147,9 +150,28 @@ class Session:
         return Reply(responses.multiline_lines("Capability list follows", self.capabilities()))
 
     def capabilities(self) -> Iterable[str]:
+        if self.tls_available and not self.tls_active and self.state is State.AUTHORIZATION:
+            return (*CAPABILITIES, "STLS")
         return CAPABILITIES
 
+    async def _cmd_stls(self) -> Reply:
+        if not self.tls_available:
+            return Reply(responses.err("STLS is not available: this server has no TLS certificate (--tls)"))
+        if self.tls_active:
+            return Reply(responses.err("the connection is already encrypted"))
+        return Reply(responses.ok("begin TLS negotiation"), start_tls=True)
+
+    def _login_refusal(self, mechanism: str) -> Reply | None:
+        """RFC 2595: with TLS configured, passwords wait for it (unless allowed); --require-tls: everything does."""
+        if self.tls_active or not self.tls_available:
+            return None
+        if self.config.require_tls or (mechanism == "USER" and not self.config.allow_insecure_auth):
+            return Reply(responses.err("[AUTH] use STLS first: this server does not take passwords in the clear"))
+        return None
+
     async def _cmd_user(self, name: str) -> Reply:
+        if (refusal := self._login_refusal("USER")) is not None:
+            return refusal
         self._pending_user = name
         return Reply(responses.ok(f"send PASS for {name}"))
 
@@ -161,6 +183,8 @@ class Session:
 
     async def _cmd_apop(self, name: str, digest: str) -> Reply:
         self._pending_user = None
+        if (refusal := self._login_refusal("APOP")) is not None:
+            return refusal
         if len(digest) != 32 or any(c not in "0123456789abcdefABCDEF" for c in digest):
             return Reply(responses.err("APOP digest must be 32 hexadecimal digits"))
         return await self._login(Credentials("APOP", name, timestamp=self.timestamp, digest=digest.lower()))
