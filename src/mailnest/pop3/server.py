@@ -100,14 +100,19 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
                 # A store failure ends this command, never the listener; the session state is unchanged.
                 log.exception("pop3 %s: command failed", peer)
                 reply = Reply(responses.err("[SYS/TEMP] internal error, try again"))
+            upgrade = reply.start_tls and tls_context is not None
+            if upgrade:
+                # Stop reading before the +OK goes out, so the client's TLS hello stays in the socket for the TLS
+                # layer; anything already buffered was pipelined behind STLS in the clear: drop it (RFC 2595).
+                writer.transport.pause_reading()  # type: ignore[attr-defined]
+                reader._buffer.clear()  # type: ignore[attr-defined]
             writer.write(reply.data)
             # A client that stops reading mid-RETR must not hold the session (and its buffer) forever.
             await asyncio.wait_for(writer.drain(), config.idle_timeout)
             if reply.close:
                 break
-            if reply.start_tls and tls_context is not None:
-                # Anything the client pipelined behind STLS was sent in the clear: drop it (RFC 2595 / 3207).
-                reader._buffer.clear()  # type: ignore[attr-defined]
+            if upgrade:
+                assert tls_context is not None
                 try:
                     await asyncio.wait_for(writer.start_tls(tls_context), 15)
                 except (ssl.SSLError, TimeoutError, ConnectionError, OSError) as exc:
