@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import subprocess
 from collections.abc import Iterator
@@ -12,7 +10,7 @@ from pathlib import Path
 
 from mailnest import Config, ServerThread
 from mailnest.models import Envelope
-from mailnest.outputs import CustomHandlers, Delivery, HookedHandler, OutputDispatcher
+from mailnest.outputs import Delivery, OutputDispatcher
 from tests.conftest import require_tool
 
 # Every address that must not write outside an output folder. Absolute paths point into the test's own
@@ -69,19 +67,9 @@ def message(subject: str, body: str = "Hello.\r\n", to: str = "bart@example.com"
 
 @contextmanager
 def running(config: Config) -> Iterator[tuple[ServerThread, OutputDispatcher]]:
-    """mailnest with its outputs. Uses the dispatcher runtime.py wires in (`server.outputs`); until it
-    does, starts one on the server's loop with the server's own store and hub."""
+    """mailnest with its outputs: the server and the dispatcher runtime.py built for it."""
     with ServerThread(config) as server:
-        dispatcher = getattr(server.server, "outputs", None)
-        own = dispatcher is None
-        if own:
-            dispatcher = OutputDispatcher(server.config, server.store, server.hub)
-            server.call(dispatcher.start())
-        try:
-            yield server, dispatcher
-        finally:
-            if own:
-                server.call(dispatcher.close())
+        yield server, server.server.outputs
 
 
 def flush(server: ServerThread, dispatcher: OutputDispatcher) -> None:
@@ -121,32 +109,8 @@ def mutt_messages(mailbox: Path, home: Path) -> list[bytes]:
     return [m.strip(b"\n") for m in out.read_bytes().split(b"\n" + SEPARATOR + b"\n") if m.strip(b"\n")]
 
 
-def _runtime_wires_handlers() -> bool:
-    from mailnest.smtp import server as smtp_server
-
-    return "custom" in inspect.signature(smtp_server.start_smtp).parameters
-
-
 @contextmanager
 def hooked_server(*handlers: object) -> Iterator[tuple[ServerThread, int]]:
-    """mailnest with custom handlers; (server, SMTP port). Until runtime.py passes Config.handlers to the
-    SMTP listener, a second listener built the way start_smtp builds its own carries the handlers."""
-    config = Config(handlers=tuple(handlers))
-    with ServerThread(config) as server:
-        if _runtime_wires_handlers():
-            yield server, server.smtp_port
-            return
-        from mailnest.smtp.handler import CaptureHandler, handler_kwargs
-        from mailnest.smtp.server import CaptureSMTP
-
-        hooked = HookedHandler(CaptureHandler(config, server.store), CustomHandlers.from_config(config.handlers))
-
-        async def listen() -> asyncio.Server:
-            return await asyncio.get_running_loop().create_server(
-                lambda: CaptureSMTP(hooked, **handler_kwargs(config)), "127.0.0.1", 0)
-
-        listener = server.call(listen())
-        try:
-            yield server, listener.sockets[0].getsockname()[1]
-        finally:
-            listener.close()
+    """mailnest with custom handlers (Config.handlers); (server, SMTP port)."""
+    with ServerThread(Config(handlers=tuple(handlers))) as server:
+        yield server, server.smtp_port

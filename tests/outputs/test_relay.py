@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mailnest import Config, ServerThread
+from mailnest import Config, Listen, ServerThread
 from mailnest.config import ConfigError
 from mailnest.outputs import AllowList, OutputDispatcher, Relay, RelayFailed, RelayNotConfigured, RelayRefused
 from tests.conftest import send
@@ -228,3 +228,39 @@ def test_relay_of_internationalised_addresses_uses_smtputf8() -> None:
             status = wait_for(settled(server, dispatcher, latest_id(server)))
             assert status["用户@allowed.test"]["Status"] == "sent"
             assert received(upstream) == [(raw, "zoë@example.com", ("用户@allowed.test",))]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_relay_over_tls_with_login(mode: str, tmp_path: Any) -> None:
+    users = tmp_path / "users"
+    users.write_text("relayer:s3cret\n")
+    upstream_config = Config(http=None, tls=True, smtps=Listen("127.0.0.1", 0), auth_file=users)
+    with ServerThread(upstream_config) as upstream:
+        port = upstream.smtps_port if mode == "tls" else upstream.smtp_port
+        # The upstream's certificate is self-signed: the relay verifies by default, so trust is switched off
+        # here the way a user would for a lab server.
+        config = Config(http=None, relay=f"localhost:{port}", relay_tls=mode, relay_user="relayer",
+                        relay_password="s3cret", relay_allow=("*@allowed.test",),
+                        extra={"relay_tls_verify": False, "relay_backoff": 0.05})
+        with running(config) as (server, dispatcher):
+            send(server, to=["x@allowed.test"], subject=f"relayed over {mode}")
+            status = wait_for(settled(server, dispatcher, latest_id(server)))
+            assert status["x@allowed.test"]["Status"] == "sent", status
+        message = upstream.call(upstream.store.get(upstream.call(upstream.store.latest()).id))
+        assert message.summary.subject == f"relayed over {mode}"
+        assert message.envelope.auth_user == "relayer"
+        assert message.envelope.tls is not None
+
+
+def test_relay_with_a_wrong_password_fails_without_retrying_forever(tmp_path: Any) -> None:
+    users = tmp_path / "users"
+    users.write_text("relayer:s3cret\n")
+    with ServerThread(Config(http=None, tls=True, auth_file=users)) as upstream:
+        config = Config(http=None, relay=f"localhost:{upstream.smtp_port}", relay_tls="starttls",
+                        relay_user="relayer", relay_password="wrong", relay_allow=("*@allowed.test",),
+                        extra={"relay_tls_verify": False, "relay_backoff": 0.05, "relay_attempts": 2})
+        with running(config) as (server, dispatcher):
+            send(server, to=["x@allowed.test"])
+            status = wait_for(settled(server, dispatcher, latest_id(server)), timeout=20)
+            assert status["x@allowed.test"]["Status"] == "failed"
+            assert "535" in status["x@allowed.test"]["Reason"] or "auth" in status["x@allowed.test"]["Reason"].lower()
