@@ -186,7 +186,21 @@ class MailServer:
             await self._start_http(config.http)
         if config.ports_file:
             Path(config.ports_file).write_text(json.dumps(self.ports()) + "\n")
+        self._warn_about_exposure()
         log.info("mailnest is ready: %s", ", ".join(f"{k.upper()} {self._where(k)}" for k in self.ports()))
+
+    def _warn_about_exposure(self) -> None:
+        """Say loudly when a listener other machines can reach lets anyone in."""
+        for name in self.ports():
+            listen: Listen = getattr(self.config, name)
+            if listen.is_loopback:
+                continue
+            guarded = bool(self.config.http_auth_file) if name == "http" else not self.credentials.accept_all
+            if not guarded:
+                fix = "--http-auth-file" if name == "http" else "--auth-file"
+                log.warning("%s listens on %s, which other machines can reach, and lets anyone in: captured mail "
+                            "is readable by anybody on the network. Bind to 127.0.0.1 or add %s.",
+                            name.upper(), listen, fix)
 
     def _where(self, name: str) -> str:
         if name == "http":
