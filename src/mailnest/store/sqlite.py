@@ -8,6 +8,7 @@ publishes `new` events. So the SMTP 250 follows the commit and many concurrent m
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -33,7 +34,6 @@ from .imap_sql import ImapStoreMixin
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
 # Free-text search covers this much of each body: indexing cost grows with the text, and a multi-megabyte
@@ -46,17 +46,16 @@ _SUMMARY_COLUMNS = (
 
 
 def new_id() -> str:
-    """22 base62 characters from 128 random bits, the shape of Mailpit's IDs."""
-    number = int.from_bytes(os.urandom(16), "big")
-    chars = []
-    for _ in range(22):
-        number, index = divmod(number, 62)
-        chars.append(_ID_ALPHABET[index])
-    return "".join(chars)
+    """22 URL-safe characters from 132 random bits, the shape of Mailpit's IDs."""
+    return base64.urlsafe_b64encode(os.urandom(17))[:22].decode()
+
+
+# json.dumps with keyword arguments builds a new encoder on every call; ingest encodes eight values a message.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _addr_json(addresses: Sequence[Address]) -> str:
-    return json.dumps([[a.name, a.address] for a in addresses], ensure_ascii=False)
+    return _to_json([[a.name, a.address] for a in addresses])
 
 
 def _addr_load(text: str | None) -> tuple[Address, ...]:
@@ -68,7 +67,7 @@ def _utc(ts: float) -> datetime:
 
 
 def envelope_to_json(envelope: Envelope) -> str:
-    return json.dumps(
+    return _to_json(
         {
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
@@ -79,8 +78,7 @@ def envelope_to_json(envelope: Envelope) -> str:
             "tls": [envelope.tls.version, envelope.tls.cipher] if envelope.tls else None,
             "smtputf8": envelope.smtputf8,
             "source": envelope.source,
-        },
-        ensure_ascii=False,
+        }
     )
 
 
@@ -385,7 +383,7 @@ class SQLiteStore(ImapStoreMixin):
             _addr_json([parsed.from_]) if parsed.from_ else None,
             _addr_json(parsed.to), _addr_json(parsed.cc), _addr_json(bcc), _addr_json(parsed.reply_to),
             created, parsed.date.timestamp() if parsed.date else None, len(raw), len(parsed.attachments),
-            len(parsed.inline), parsed.snippet, int(item.read), json.dumps(list(tags), ensure_ascii=False),
+            len(parsed.inline), parsed.snippet, int(item.read), _to_json(list(tags)),
             envelope.mail_from.lower(), envelope.auth_user, envelope_to_json(envelope),
         )
         extra = {
@@ -394,7 +392,7 @@ class SQLiteStore(ImapStoreMixin):
             "return_path": parsed.return_path,
             "list_unsubscribe": parsed.list_unsubscribe,
         }
-        body = (raw, parsed.text, parsed.html, json.dumps(extra, ensure_ascii=False))
+        body = (raw, parsed.text, parsed.html, _to_json(extra))
         fts = search.index_values(
             subject=parsed.subject, from_=parsed.from_, to=parsed.to, cc=parsed.cc, bcc=bcc,
             reply_to=parsed.reply_to, message_id=parsed.message_id, text=parsed.text[:MAX_INDEXED_TEXT],
