@@ -39,7 +39,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             envelope_json TEXT NOT NULL
         )""",
         "CREATE INDEX messages_folder_uid ON messages (folder, owner, uid)",
-        "CREATE INDEX messages_unread ON messages (read) WHERE read = 0",
+        # Totals and unread counts of a view read only this index.
+        "CREATE INDEX messages_folder_read ON messages (folder, owner, read)",
         "CREATE INDEX messages_created ON messages (created)",
         """CREATE TABLE bodies (
             uid INTEGER PRIMARY KEY,
