@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ T = TypeVar("T")
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
 BODIES_KEPT_UP_TO = 256 * 1024  # characters of decoded text + HTML stored beside the raw message
+# The writer never checkpoints: copying the WAL into the database doubled the cost of every big commit. A
+# separate thread checkpoints (PASSIVE: never blocks the writer or readers) after this much new data, and on
+# an idle tick.
+_CHECKPOINT_AFTER_BYTES = 8 * 1024 * 1024
+_CHECKPOINT_TICK = 1.0
 _SUMMARY_COLUMNS = (
     "m.uid, m.id, m.message_id, m.read, m.from_json, m.to_json, m.cc_json, m.bcc_json, m.reply_to_json, "
     "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags"
@@ -157,6 +163,11 @@ class SQLiteStore(ImapStoreMixin):
         self._reader_lock = threading.Lock()
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        self._checkpoint_pool: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_job: asyncio.Future[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._unflushed = 0  # bytes written since the last checkpoint (estimated)
         self._age_task: asyncio.Task[None] | None = None
         self._count = 0  # delivered messages, maintained by the writer thread for retention
         self._next_analyze = 1_000  # refresh the query planner's statistics as the store grows tenfold
@@ -177,11 +188,13 @@ class SQLiteStore(ImapStoreMixin):
             self._path = Path(self._temp_dir) / "mailnest.db"
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="mailnest-writer")
         self._reader_pool = ThreadPoolExecutor(4, thread_name_prefix="mailnest-reader")
+        self._checkpoint_pool = ThreadPoolExecutor(1, thread_name_prefix="mailnest-checkpoint")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer_pool, self._open_writer)
         self._queue = asyncio.Queue()
         self.hub.add_listener(self._forget_tags_on_change)
         self._writer_task = asyncio.create_task(self._write_loop(), name="mailnest-store-writer")
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="mailnest-store-checkpoint")
         if self.max_age:
             self._age_task = asyncio.create_task(self._age_loop(), name="mailnest-store-retention")
 
@@ -202,6 +215,7 @@ class SQLiteStore(ImapStoreMixin):
         # A temporary database dies with the process, so fsync buys nothing there; a --db file gets FULL
         # so that a message acknowledged with 250 survives a power cut too (group commit pays for it).
         conn.execute(f"PRAGMA synchronous={'NORMAL' if self._temp_dir else 'FULL'}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         schema.migrate(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
         if row is None:
@@ -242,6 +256,14 @@ class SQLiteStore(ImapStoreMixin):
             except asyncio.CancelledError:
                 pass
         loop = asyncio.get_running_loop()
+        if self._checkpoint_task:
+            self._checkpoint_task.cancel()
+        if self._checkpoint_job is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint_job
+        if self._checkpoint_pool:
+            await loop.run_in_executor(self._checkpoint_pool, self._close_checkpointer)
+            self._checkpoint_pool.shutdown(wait=True)
         if self._reader_pool:
             self._reader_pool.shutdown(wait=True)
         with self._reader_lock:
@@ -253,6 +275,41 @@ class SQLiteStore(ImapStoreMixin):
             self._writer_pool.shutdown(wait=True)
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+
+    def _wrote(self, nbytes: int) -> None:
+        """Called on the loop after each write; starts a checkpoint once enough new data has piled up."""
+        self._unflushed += nbytes
+        if self._unflushed >= _CHECKPOINT_AFTER_BYTES:
+            self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        if self._checkpoint_pool is None or self._closed:
+            return
+        if self._checkpoint_job is not None and not self._checkpoint_job.done():
+            return
+        self._unflushed = 0
+        self._checkpoint_job = asyncio.get_running_loop().run_in_executor(self._checkpoint_pool, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = self._connect()
+        try:
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (will retry): %s", exc)
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_CHECKPOINT_TICK)
+            if self._unflushed:
+                self._start_checkpoint()
 
     def _close_writer(self) -> None:
         if self._writer_conn is not None:
@@ -295,7 +352,9 @@ class SQLiteStore(ImapStoreMixin):
         if self._closed or self._writer_pool is None:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
+        result = await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
+        self._wrote(16 * 1024)  # a rough size: these are small changes (flags, deletions)
+        return result
 
     def _in_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         conn = self._writer_conn
@@ -350,6 +409,7 @@ class SQLiteStore(ImapStoreMixin):
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
+            self._wrote(size)
             for item, summary in zip(batch, summaries, strict=True):
                 if not item.future.done():
                     item.future.set_result(summary)
