@@ -22,7 +22,7 @@ MAILNEST = [sys.executable, "-m", "mailnest.cli"]
 def serving(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, dict]]:
     ports_file = tmp_path / f"ports-{time.monotonic_ns()}.json"
     proc = subprocess.Popen([*MAILNEST, "serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                             "--pop3", "127.0.0.1:0", "--ports-file", str(ports_file), *args],
+                             "--imap", "127.0.0.1:0", "--pop3", "127.0.0.1:0", "--ports-file", str(ports_file), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     try:
@@ -103,7 +103,7 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run([*MAILNEST, "serve", "--smtp", f"127.0.0.1:{port}", "--http", "127.0.0.1:0",
-                                 "--pop3", "off"],
+                                 "--imap", "off", "--pop3", "off"],
                                 capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert f"cannot listen for SMTP on 127.0.0.1:{port}" in result.stderr

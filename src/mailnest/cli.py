@@ -85,6 +85,7 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     for name, listen, what in (
         ("smtp", d.smtp, "SMTP, where applications send mail"),
         ("http", d.http, "HTTP: the web UI and the API"),
+        ("imap", d.imap, "IMAP4rev1, to read mail in a mail client (log in as a recipient address, or * for all)"),
         ("pop3", d.pop3, "POP3, to read a mailbox (log in as a recipient address, or * for everything)"),
     ):
         listeners.add_argument(f"--{name}", metavar="HOST:PORT", type=_listen_or_off(name),
@@ -94,6 +95,10 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                            default=_default("smtps", None, _listen_or_off("smtps")),
                            help="an extra SMTP listener with implicit TLS (port 465 style), e.g. 127.0.0.1:1465 "
                                 "(default off; env MAILNEST_SMTPS)")
+    listeners.add_argument("--imaps", metavar="HOST:PORT", type=_listen_or_off("imaps"),
+                           default=_default("imaps", None, _listen_or_off("imaps")),
+                           help="an extra IMAP listener with implicit TLS (port 993 style), e.g. 127.0.0.1:1993 "
+                                "(default off; env MAILNEST_IMAPS)")
     listeners.add_argument("--pop3s", metavar="HOST:PORT", type=_listen_or_off("pop3s"),
                            default=_default("pop3s", None, _listen_or_off("pop3s")),
                            help="an extra POP3 listener with implicit TLS (port 995 style), e.g. 127.0.0.1:1995 "
@@ -177,7 +182,7 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     fields = {name: getattr(args, name) for name in (
-        "smtp", "http", "pop3", "smtps", "pop3s", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
+        "smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
         "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
         "relay_user", "relay_password",

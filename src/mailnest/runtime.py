@@ -171,6 +171,19 @@ class MailServer:
             self._front_doors.append(smtp.close)
             setattr(self, f"{name}_port", smtp.port)
         checker = LoginChecker(self.credentials, self.login_failures)
+        if config.imap is not None or config.imaps is not None:
+            from .imap.server import start_imap
+
+            async def imap_login(user: str, password: str) -> bool:
+                return await checker.password("IMAP", user, password)
+
+            for name, implicit in (("imap", False), ("imaps", True)):
+                if getattr(config, name) is None:
+                    continue
+                server = await self._listen(name, getattr(config, name), lambda listen, implicit=implicit: start_imap(
+                    config, self.store, self.hub, listen, authenticate=imap_login, tls_context=self.ssl_context,
+                    implicit_tls=implicit))
+                setattr(self, f"{name}_port", _port_of(server))
         if config.pop3 is not None or config.pop3s is not None:
             from .pop3.server import checking_authenticator, start_pop3
 

@@ -1,0 +1,222 @@
+"""FETCH and STORE for a session: which data each item needs, loading it in batches, writing the responses.
+
+Item order follows Dovecot: UID, FLAGS, INTERNALDATE and RFC822.SIZE first in the order asked (UID first for
+UID FETCH), then a FLAGS the fetch itself changed (\\Seen), then everything else in the order asked.
+Body sections are byte ranges of the stored message, served exactly as received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..mime import MimePart, PartKind, find_part, structure
+from . import headers
+from .bodystructure import body_structure
+from .cache import MessageCache
+from .envelope import envelope
+from .fetch_items import FetchItem, Section
+from .parser import Command
+from .quoting import literal
+from .responses import internal_date, untagged
+
+if TYPE_CHECKING:
+    from .session import Session
+
+_BUFFERED = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE"})
+_HEADER_ONLY = frozenset({"ENVELOPE", "RFC822.HEADER"})
+_SMALL_BATCH = 50  # messages per round trip to the store when whole messages are read
+_LARGE_BATCH = 1000  # ... when only flags, sizes, dates or headers are needed
+BATCH_BYTES = 16 * 1024 * 1024  # stored bytes read per round trip, at most (one larger message is read alone)
+_SEEN = "\\Seen"
+
+
+def _section_bytes(raw: bytes, root: MimePart, section: Section) -> bytes:
+    target: MimePart | None = root
+    if section.part:
+        target = find_part(root, ".".join(str(n) for n in section.part))
+        if target is None:
+            return b""
+        if section.text == "MIME":
+            return raw[target.header_start:target.header_end]
+        if not section.text:
+            return raw[target.body_start:target.body_end]
+        if target.kind is not PartKind.MESSAGE or not target.children:
+            return b""  # HEADER and TEXT only exist for an encapsulated message
+        target = target.children[0]
+    assert target is not None
+    if section.text == "TEXT":
+        return raw[target.body_start:target.body_end]
+    if not section.text:
+        return raw
+    if section.text == "HEADER":
+        return raw[target.header_start:target.header_end]
+    return header_fields(raw, target.header_start, target.header_end, section.fields,
+                         exclude=section.text.endswith(".NOT"))
+
+
+def header_fields(raw: bytes, start: int, end: int, names: tuple[str, ...], *, exclude: bool) -> bytes:
+    """The header fields named (or all but those), as stored, then the blank line."""
+    wanted = {n.lower().encode("ascii") for n in names}
+    out = bytearray()
+    last = start
+    for field in headers.fields(raw, start, end):
+        last = field.end
+        if (field.name.lower() in wanted) != exclude:
+            out += raw[field.start:field.end]
+    blank = raw[last:end]
+    out += blank if blank in (b"\r\n", b"\n") else b"\r\n"
+    return bytes(out)
+
+
+class Fetcher:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def store(self) -> Any:
+        return self.session.store
+
+    async def fetch(self, cmd: Command) -> tuple[str, str]:
+        session = self.session
+        selected = session.require_selected()
+        pairs = selected.resolve(cmd.args["set"], cmd.uid)  # type: ignore[arg-type]
+        requested: list[FetchItem] = list(cmd.args["items"])  # type: ignore[call-overload]
+        if cmd.uid:
+            requested.insert(0, FetchItem("UID"))
+        items = list(dict.fromkeys(requested))
+        buffered = [i for i in items if i.name in _BUFFERED]
+        rest = [i for i in items if i.name not in _BUFFERED]
+        names = {i.name for i in items}
+        mark_seen = not selected.readonly and any(i.sets_seen for i in items)
+        needs_raw = any(i.name not in _BUFFERED and i.name not in _HEADER_ONLY for i in items)
+        needs_headers = not needs_raw and any(i.name in _HEADER_ONLY for i in items)
+        seqs = dict((uid, seq) for seq, uid in pairs)
+        if needs_raw:
+            chunks = selected.batches([uid for _, uid in pairs], _SMALL_BATCH, BATCH_BYTES)
+        else:
+            chunks = [[uid for _, uid in pairs[i:i + _LARGE_BATCH]] for i in range(0, len(pairs), _LARGE_BATCH)]
+        cache: MessageCache = session.cache
+        loop = asyncio.get_running_loop()
+        for uids in chunks:
+            chunk = [(seqs[uid], uid) for uid in uids]
+            blobs: dict[int, bytes] = {}
+            absent: set[int] = set()  # expunged by someone else: skipped, the EXPUNGE is announced later
+            if needs_raw:
+                blobs = await self.store.imap_raw(uids)
+                absent = set(uids) - blobs.keys()
+            elif needs_headers:
+                missing = [u for u in uids if "RFC822.HEADER" in names or cache.get(u, "ENVELOPE") is None]
+                blobs = await self.store.imap_headers(missing) if missing else {}
+                absent = set(missing) - blobs.keys()
+            seen_now: set[int] = set()
+            if mark_seen:
+                unseen = [u for u in uids if u not in absent and _SEEN not in selected.flags.get(u, ())]
+                if unseen:
+                    result = await self.store.imap_store_flags(unseen, "+", [_SEEN])
+                    for uid, flags in result.items():
+                        selected.flags[uid] = flags
+                    seen_now = set(result)
+            # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop.
+            out = await loop.run_in_executor(None, self._render, chunk, buffered, rest, names, blobs, absent,
+                                             seen_now)
+            if out:
+                await session.send(out)
+        return "OK", "Fetch completed"
+
+    def _render(self, chunk: list[tuple[int, int]], buffered: list[FetchItem], rest: list[FetchItem],
+                names: set[str], blobs: dict[int, bytes], absent: set[int], seen_now: set[int]) -> bytes:
+        selected = self.session.selected
+        assert selected is not None
+        cache: MessageCache = self.session.cache
+        out = bytearray()
+        for seq, uid in chunk:
+            if uid in absent:
+                continue
+            parts = [self._simple(item, uid) for item in buffered]
+            if uid in seen_now and "FLAGS" not in names:
+                parts.append(b"FLAGS " + selected.flags_of(uid).encode())
+            raw = blobs.get(uid, b"")
+            root: list[MimePart] = []
+            for item in rest:
+                parts.append(self._item(item, uid, raw, root, cache))
+            out += b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+        return bytes(out)
+
+    def _simple(self, item: FetchItem, uid: int) -> bytes:
+        selected = self.session.selected
+        assert selected is not None
+        if item.name == "UID":
+            return b"UID %d" % uid
+        if item.name == "FLAGS":
+            return b"FLAGS " + selected.flags_of(uid).encode()
+        created, size = selected.meta[uid]
+        if item.name == "INTERNALDATE":
+            return b"INTERNALDATE " + internal_date(created).encode()
+        return b"RFC822.SIZE %d" % size
+
+    def _item(self, item: FetchItem, uid: int, raw: bytes, root: list[MimePart], cache: MessageCache) -> bytes:
+        """One non-buffered item. `root` holds the message's MIME tree once some item needed it."""
+
+        def tree() -> MimePart:
+            if not root:
+                root.append(structure(raw))
+            return root[0]
+
+        name = item.name
+        if name == "ENVELOPE":
+            value = cache.get(uid, name)
+            if value is None:
+                value = envelope(raw, 0, headers.header_end(raw))
+                cache.put(uid, name, value)
+            return b"ENVELOPE " + value
+        if name in ("BODY", "BODYSTRUCTURE"):
+            value = cache.get(uid, name)
+            if value is None:
+                value = body_structure(raw, tree(), extended=name == "BODYSTRUCTURE")
+                cache.put(uid, name, value)
+            return name.encode() + b" " + value
+        if name == "RFC822":
+            return b"RFC822 " + literal(raw)
+        if name == "RFC822.HEADER":
+            return b"RFC822.HEADER " + literal(raw[:headers.header_end(raw)])
+        if name == "RFC822.TEXT":
+            return b"RFC822.TEXT " + literal(raw[headers.header_end(raw):])
+        assert item.section is not None
+        section = item.section
+        if not section.part and section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+            end = headers.header_end(raw)
+            data = raw[:end] if section.text == "HEADER" else header_fields(
+                raw, 0, end, section.fields, exclude=section.text.endswith(".NOT"))
+        elif not section.part and not section.text:
+            data = raw
+        else:
+            data = _section_bytes(raw, tree(), section)
+        label = b"BODY[" + section.spec().encode() + b"]"
+        if item.partial is not None:
+            origin, length = item.partial
+            data = data[origin:origin + length]
+            label += b"<%d>" % origin
+        return label + b" " + literal(data)
+
+    async def store_flags(self, cmd: Command) -> tuple[str, str]:
+        session = self.session
+        selected = session.require_selected()
+        if selected.readonly:
+            return "NO", "Mailbox is read-only"
+        pairs = selected.resolve(cmd.args["set"], cmd.uid)  # type: ignore[arg-type]
+        flags = [f for f in cmd.args["flags"] if f != "\\Recent"]  # type: ignore[attr-defined]
+        if not pairs:
+            return "OK", "Store completed"
+        result = await self.store.imap_store_flags([uid for _, uid in pairs], cmd.args["mode"], flags)
+        lines = []
+        for seq, uid in pairs:
+            if uid not in result:
+                continue
+            selected.flags[uid] = result[uid]
+            if not cmd.args["silent"]:
+                uid_part = f"UID {uid} " if cmd.uid else ""
+                lines.append(untagged(f"{seq} FETCH ({uid_part}FLAGS {selected.flags_of(uid)})"))
+        if lines:
+            await session.send(b"".join(lines))
+        return "OK", "Store completed"

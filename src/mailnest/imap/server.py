@@ -1,0 +1,226 @@
+"""The IMAP listener: asyncio streams in, whole commands (line plus literals) to the session, bytes out.
+
+All socket handling lives here: line and literal framing with limits, continuation requests for synchronizing
+literals, timeouts for idle and half-open connections. Protocol decisions are the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from ..config import Config, Listen
+from ..events import Hub
+from .cache import MessageCache
+from .parser import literal_announcement, split_tag
+from .responses import continuation, tagged, untagged
+from .session import Authenticator, Session, accept_any
+from .views import Views
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024  # one line of a command, literals excluded
+_DISCARD_LIMIT = 16 * 1024 * 1024  # past this much junk in one over-long line, the client is hung up on
+
+
+class _Closed(Exception):
+    """The client went away, timed out, or broke the framing beyond recovery."""
+
+    def __init__(self, goodbye: bytes | None = None) -> None:
+        super().__init__()
+        self.goodbye = goodbye
+
+
+class Connection:
+    def __init__(self, config: Config, store: Any, hub: Hub, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, cache: MessageCache, views: Views,
+                 authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self.reader = reader
+        self.writer = writer
+        self.timeout = config.idle_timeout
+        self.peer = writer.get_extra_info("peername")
+        self.tls_context = tls_context
+        self.session = Session(config, store, hub, self.send, self.read_line, cache, views, authenticate,
+                               tls_available=tls_context is not None,
+                               tls_active=writer.get_extra_info("ssl_object") is not None,
+                               prepare_tls=self._prepare_tls)
+        # Literals may carry a whole message (APPEND); anything else stays small.
+        self.max_literal = config.max_message_size + 64 * 1024
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        try:
+            # a client that stops reading (half-open, or stuck) must not pin the session forever
+            await asyncio.wait_for(self.writer.drain(), self.timeout)
+        except TimeoutError:
+            log.info("imap %s: the client stopped reading; disconnecting", self.peer)
+            self.writer.transport.abort()
+            raise _Closed() from None
+
+    async def _line(self) -> bytes:
+        """One line including its line break; an over-long line is discarded and reported."""
+        try:
+            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.timeout)
+        except TimeoutError:
+            raise _Closed(untagged("BYE Disconnected for inactivity")) from None
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial.strip():
+                log.info("imap %s: connection closed in the middle of a command", self.peer)
+            raise _Closed() from None
+        except asyncio.LimitOverrunError as exc:
+            await self._discard_line(max(1, exc.consumed))
+            raise _LineTooLong() from None
+        return line
+
+    async def _discard_line(self, consumed: int) -> None:
+        """Skip the rest of an over-long line; the reader keeps what follows its line break."""
+        discarded = 0
+        while True:
+            try:
+                await asyncio.wait_for(self.reader.readexactly(consumed), self.timeout)
+                discarded += consumed
+                if discarded > _DISCARD_LIMIT:
+                    raise _Closed(untagged("BYE Line too long"))
+                await asyncio.wait_for(self.reader.readuntil(b"\n"), self.timeout)
+                return
+            except asyncio.LimitOverrunError as exc:
+                consumed = max(1, exc.consumed)
+            except TimeoutError:
+                raise _Closed(untagged("BYE Disconnected for inactivity")) from None
+            except asyncio.IncompleteReadError:
+                raise _Closed() from None
+
+    async def read_line(self) -> bytes | None:
+        """A further line for the session (AUTHENTICATE responses, IDLE's DONE); None when the client is gone."""
+        try:
+            return await self._line()
+        except (_Closed, _LineTooLong):
+            return None
+
+    async def read_command(self) -> bytes | None:
+        """A whole command: its lines and literals as received. None when a BAD was already answered."""
+        data = bytearray()
+        line_bytes = 0  # the command's own text; literals have their own limit
+        while True:
+            line = await self._line()
+            data += line
+            line_bytes += len(line)
+            if line_bytes > MAX_LINE:
+                raise _LineTooLong()
+            announced = literal_announcement(line)
+            if announced is None:
+                return bytes(data)
+            size, synchronizing = announced
+            if size > self.max_literal:
+                tag, _ = split_tag(bytes(data))
+                if not synchronizing:
+                    raise _Closed(untagged("BYE Literal too large"))
+                await self.send(tagged(tag, "BAD", "Literal too large") if tag else untagged("BAD Literal too large"))
+                return None
+            if synchronizing:
+                await self.send(continuation("Ready for literal data"))
+            try:
+                data += await asyncio.wait_for(self.reader.readexactly(size), self.timeout)
+            except TimeoutError:
+                raise _Closed(untagged("BYE Timed out waiting for literal data")) from None
+            except asyncio.IncompleteReadError:
+                raise _Closed() from None
+
+    def _prepare_tls(self) -> None:
+        # Called before the tagged OK to STARTTLS goes out: stop reading so the client's TLS hello stays in the
+        # socket for the TLS layer, and drop what was pipelined behind STARTTLS in the clear (RFC 3501 6.2.1).
+        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        self.reader._buffer.clear()  # type: ignore[attr-defined]
+
+    async def _start_tls(self) -> None:
+        assert self.tls_context is not None
+        self.session.start_tls_after_reply = False
+        try:
+            await asyncio.wait_for(self.writer.start_tls(self.tls_context), 15)
+        except (ssl.SSLError, TimeoutError, ConnectionError, OSError) as exc:
+            log.info("imap %s: TLS negotiation failed: %s", self.peer, exc)
+            raise _Closed() from None
+        self.session.tls_active = True
+
+    async def run(self) -> None:
+        try:
+            await self.send(self.session.greeting())
+            while True:
+                try:
+                    command = await self.read_command()
+                except _LineTooLong:
+                    log.info("imap %s: line too long", self.peer)
+                    await self.send(untagged(f"BAD Line too long (the limit is {MAX_LINE} bytes)"))
+                    continue
+                if command is None:
+                    continue
+                try:
+                    if not await self.session.handle(command):
+                        break
+                    if self.session.start_tls_after_reply:
+                        await self._start_tls()
+                except (ConnectionError, _Closed):
+                    raise
+                except Exception:
+                    log.exception("imap %s: command failed", self.peer)
+                    tag, _ = split_tag(command)
+                    await self.send(tagged(tag, "NO", "Internal server error") if tag
+                                    else untagged("NO Internal server error"))
+        except _Closed as closed:
+            if closed.goodbye:
+                try:
+                    await self.send(closed.goodbye)
+                except ConnectionError:
+                    pass
+        except ConnectionError:
+            pass
+        finally:
+            await self.session.close()
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+async def start_imap(config: Config, store: Any, hub: Hub, listen: Listen, *,
+                     authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None,
+                     implicit_tls: bool = False) -> asyncio.Server:
+    """Listen for IMAP on `listen` (port 0 picks a free port); returns the asyncio server.
+
+    `authenticate(user, password)` decides LOGIN and AUTHENTICATE PLAIN; by default anyone gets in. With a TLS
+    context STARTTLS is offered; with `implicit_tls` the whole connection is TLS (IMAPS, port 993 style)."""
+    cache = MessageCache()
+    views = Views(store, hub)
+    open_writers: set[asyncio.StreamWriter] = set()
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        open_writers.add(writer)
+        try:
+            await Connection(config, store, hub, reader, writer, cache, views, authenticate, tls_context).run()
+        finally:
+            open_writers.discard(writer)
+
+    tls_options = {"ssl": tls_context, "ssl_handshake_timeout": 15} if implicit_tls and tls_context else {}
+    server = await asyncio.start_server(client, listen.host, listen.port, limit=MAX_LINE, **tls_options)
+    close_listener = server.close
+
+    def close() -> None:
+        close_listener()
+        for writer in tuple(open_writers):
+            if not writer.is_closing():
+                writer.write(untagged("BYE Server shutting down"))
+                writer.close()
+
+    # asyncio.Server has no hook for "closing": wrapping this instance's close() ends open sessions together
+    # with the listener while the caller still gets a plain asyncio.Server.
+    server.close = close  # type: ignore[method-assign]
+    log.info("IMAP listening on %s", ", ".join(str(s.getsockname()[:2]) for s in server.sockets))
+    return server

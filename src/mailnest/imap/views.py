@@ -1,0 +1,48 @@
+"""Mailbox views shared by every session of a listener, so that SELECT and change notifications do not each
+read thousands of rows from the store.
+
+A view read from the store stays valid until the hub reports any change (the store publishes an event for
+every write that touches messages); the generation counter below goes up on each event, and a view taken at an
+older generation is read again. \\Recent marks are only ever written through this object, so it keeps the
+cached views' marks current itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..events import STATS, Event, Hub
+from ..store.imap_sql import View
+
+
+class Views:
+    def __init__(self, store: Any, hub: Hub) -> None:
+        self.store = store
+        self.generation = 0
+        self._views: dict[tuple[str | None, str], tuple[int, View]] = {}
+        hub.add_listener(self._changed)
+
+    def _changed(self, event: Event) -> None:
+        if event.type != STATS:
+            self.generation += 1
+
+    async def get(self, login: str | None, folder: str) -> View:
+        """The current view of a mailbox (FolderError when there is no such mailbox)."""
+        key = (login, folder)
+        generation = self.generation
+        hit = self._views.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        view: View = await self.store.imap_view(login, folder)
+        if self.generation == generation:  # nothing changed while the store was read
+            self._views[key] = (generation, view)
+        return view
+
+    async def claim_recent(self, login: str | None, folder: str, up_to: int) -> int:
+        """Mark messages up to `up_to` as seen by a session; returns the previous mark (see the store)."""
+        previous: int = await self.store.imap_claim_recent(login, folder, up_to)
+        hit = self._views.get((login, folder))
+        if hit is not None:
+            self._views[(login, folder)] = (hit[0], replace(hit[1], recent_mark=max(previous, up_to)))
+        return previous
