@@ -74,7 +74,6 @@ def test_views_are_shared_until_the_hub_reports_a_change(tmp_path: Path) -> None
         store = SQLiteStore(tmp_path / "views.db", hub)
         await store.start()
         try:
-            await store.imap_ready()
             await store.add(b"Subject: one\r\n\r\nx\r\n", Envelope("a@b", ("c@d",)))
             views = Views(store, hub)
             first = await views.get(None, "INBOX")

@@ -35,7 +35,6 @@ def run(scenario: Callable[[SQLiteStore, Recorder], Awaitable[None]], path: Path
         store = SQLiteStore(path, hub)
         await store.start()
         try:
-            await store.imap_ready()
             await scenario(store, Recorder(hub))
         finally:
             await store.close()

@@ -226,7 +226,6 @@ class Session:
             raise Reply("NO", "[PRIVACYREQUIRED] Use STARTTLS first: this server takes no passwords in the clear")
         if not await self.authenticate(user, password):
             raise Reply("NO", "[AUTHENTICATIONFAILED] Authentication failed")
-        await self.store.imap_ready()
         self.user = user
         self.login = None if user == self.config.catch_all_login else user.lower()
         self.state = State.AUTHENTICATED

@@ -126,7 +126,6 @@ class ImapStoreMixin:
     """Mixed into SQLiteStore; uses its `_read`/`_write` helpers and `hub`."""
 
     hub: Hub
-    _imap_ready = False
 
     if TYPE_CHECKING:  # provided by SQLiteStore
         _count: int
@@ -134,19 +133,10 @@ class ImapStoreMixin:
         async def _read(self, fn: Any, *args: Any) -> Any: ...
         async def _write(self, fn: Any, *args: Any) -> Any: ...
         def _prepare(self, item: Any) -> Any: ...
+        @staticmethod
+        def _insert_prepared(conn: sqlite3.Connection, prepared: Any, *, folder: str = "", owner: str = "",
+                             flags: str = "") -> int: ...
         def _delete_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> Any: ...
-
-    async def imap_ready(self) -> None:
-        """Create the IMAP tables once per process (idempotent; the lead may move this into a migration)."""
-        if self._imap_ready:
-            return
-
-        def run(conn: sqlite3.Connection) -> None:
-            for statement in IMAP_DDL:
-                conn.execute(statement)
-
-        await self._write(run)
-        self._imap_ready = True
 
     # -- folders -----------------------------------------------------------------------------------------
 
@@ -390,21 +380,11 @@ class ImapStoreMixin:
         def run(conn: sqlite3.Connection) -> tuple[int, str, Any]:
             if not _folder_exists(conn, owner, folder):
                 raise FolderError("[TRYCREATE] Mailbox doesn't exist")
-            row, body, fts, mailboxes, summary = self._prepare(item)
-            uid = conn.execute(
-                "INSERT INTO messages (id, message_id, subject, from_json, to_json, cc_json, bcc_json, "
-                "reply_to_json, created, sent, size, attachments, inline, snippet, read, tags, mail_from, "
-                "auth_user, envelope_json, folder, owner, flags) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*row, "" if folder == INBOX else folder, "" if folder == INBOX else owner, extra),
-            ).lastrowid
-            assert uid is not None
-            conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) VALUES (?,?,?,?,?)", (uid, *body))
-            conn.execute(f"INSERT INTO search (rowid, {', '.join(search.FTS_COLUMNS)}) VALUES "
-                         f"(?{', ?' * len(search.FTS_COLUMNS)})", (uid, *fts))
+            prepared = self._prepare(item)
+            summary = prepared[4]
+            uid = self._insert_prepared(conn, prepared, folder="" if folder == INBOX else folder,
+                                        owner="" if folder == INBOX else owner, flags=extra)
             if folder == INBOX:
-                conn.executemany("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)",
-                                 [(mb, uid) for mb in mailboxes])
                 self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
             return uid, summary.id, replace(summary, uid=uid)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from .. import search
+from .imap_sql import IMAP_DDL
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -62,6 +63,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             DELETE FROM search WHERE rowid = old.uid;
         END""",
     ),
+    IMAP_DDL,  # 2: IMAP folders, subscriptions and \Recent marks per login
 )
 
 

@@ -113,6 +113,12 @@ def summary_from_row(row: Sequence[Any]) -> Summary:
     )
 
 
+_INSERT_SEARCH = (f"INSERT INTO search (rowid, {', '.join(search.FTS_COLUMNS)}) "
+                  f"VALUES (?{', ?' * len(search.FTS_COLUMNS)})")
+# (messages row, bodies row, search row, recipient mailboxes, summary without its uid)
+_Prepared = tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, ...], list[str], Summary]
+
+
 @dataclass(slots=True)
 class _Pending:
     raw: bytes
@@ -424,21 +430,9 @@ class SQLiteStore(ImapStoreMixin):
         summaries = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for row, body, fts, mailboxes, summary in prepared:
-                cur = conn.execute(
-                    "INSERT INTO messages (id, message_id, subject, from_json, to_json, cc_json, bcc_json, "
-                    "reply_to_json, created, sent, size, attachments, inline, snippet, read, tags, mail_from, "
-                    "auth_user, envelope_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    row,
-                )
-                uid = cur.lastrowid
-                conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) VALUES (?,?,?,?,?)",
-                             (uid, *body))
-                conn.execute(f"INSERT INTO search (rowid, {', '.join(search.FTS_COLUMNS)}) VALUES "
-                             f"(?{', ?' * len(search.FTS_COLUMNS)})", (uid, *fts))
-                conn.executemany("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)",
-                                 [(mb, uid) for mb in mailboxes])
-                summaries.append(replace(summary, uid=uid))
+            for prepared_one in prepared:
+                uid = self._insert_prepared(conn, prepared_one)
+                summaries.append(replace(prepared_one[4], uid=uid))
             self._count += len(batch)
             pruned = self._prune_excess(conn)
         except BaseException:
@@ -450,6 +444,26 @@ class SQLiteStore(ImapStoreMixin):
             self._analyze(conn)
         return summaries, pruned
 
+    @staticmethod
+    def _insert_prepared(conn: sqlite3.Connection, prepared: _Prepared, *, folder: str = "", owner: str = "",
+                         flags: str = "") -> int:
+        """Write one prepared message (see `_prepare`); returns its uid. Delivered mail (folder '') is also
+        filed under each envelope recipient's mailbox; IMAP folder copies are not."""
+        row, body, fts, mailboxes, _ = prepared
+        uid = conn.execute(
+            "INSERT INTO messages (id, message_id, subject, from_json, to_json, cc_json, bcc_json, reply_to_json, "
+            "created, sent, size, attachments, inline, snippet, read, tags, mail_from, auth_user, envelope_json, "
+            "folder, owner, flags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*row, folder, owner, flags),
+        ).lastrowid
+        assert uid is not None
+        conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) VALUES (?,?,?,?,?)", (uid, *body))
+        conn.execute(_INSERT_SEARCH, (uid, *fts))
+        if not folder:
+            conn.executemany("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)",
+                             [(mb, uid) for mb in mailboxes])
+        return uid
+
     def _analyze(self, conn: sqlite3.Connection) -> None:
         """Without statistics SQLite sorts every match of a common word to find the newest page (~0.4 s at
         100,000 messages); with them it walks the newest-first index. Sampled, so it costs ~0.3 s at 100,000."""
@@ -457,7 +471,7 @@ class SQLiteStore(ImapStoreMixin):
         conn.execute("ANALYZE")
         self._next_analyze = max(self._count, 1) * 10
 
-    def _prepare(self, item: _Pending) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, ...], list[str], Summary]:
+    def _prepare(self, item: _Pending) -> _Prepared:
         """Everything one message needs before the transaction: parse once, build the rows."""
         raw, envelope = item.raw, item.envelope
         if envelope.received is None:
