@@ -137,6 +137,9 @@ class ImapStoreMixin:
         def _insert_prepared(conn: sqlite3.Connection, prepared: Any, *, folder: str = "", owner: str = "",
                              flags: str = "") -> int: ...
         def _delete_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> Any: ...
+        async def _delete_found(self, find: Any) -> Any: ...
+        @staticmethod
+        def _rows_where_in(conn: sqlite3.Connection, column: str, values: Sequence[Any]) -> Any: ...
 
     # -- folders -----------------------------------------------------------------------------------------
 
@@ -355,18 +358,8 @@ class ImapStoreMixin:
         return result
 
     async def imap_expunge(self, uids: Sequence[int]) -> list[int]:
-        def run(conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
-            rows: list[tuple[int, str]] = []
-            for part in _chunks(list(uids)):
-                rows += conn.execute(f"SELECT uid, id FROM messages WHERE uid IN ({','.join('?' * len(part))})",
-                                     part).fetchall()
-            return self._delete_rows(conn, rows)
-
-        deleted = await self._write(run)
-        if not deleted:
-            return []
-        self.hub.publish(events.DELETE, deleted)
-        return list(deleted["uids"])
+        deleted = await self._delete_found(lambda conn: self._rows_where_in(conn, "uid", uids))
+        return list(deleted["uids"]) if deleted else []
 
     async def imap_append(self, login: str | None, folder: str, raw: bytes, flags: Sequence[str],
                           date: datetime | None) -> int:

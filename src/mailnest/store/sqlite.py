@@ -695,35 +695,34 @@ class SQLiteStore(ImapStoreMixin):
                                              "read": read})
         return [i for _, i in changed]
 
+    async def _delete_found(self, find: Callable[[sqlite3.Connection], list[tuple[int, str]]]
+                            ) -> dict[str, list[Any]] | None:
+        """Delete the (uid, id) rows `find` picks, in one transaction, and tell the hub."""
+        deleted = await self._write(lambda conn: self._delete_rows(conn, find(conn)))
+        if deleted:
+            self.hub.publish(events.DELETE, deleted)
+        return deleted
+
+    @staticmethod
+    def _rows_where_in(conn: sqlite3.Connection, column: str, values: Sequence[Any]) -> list[tuple[int, str]]:
+        """(uid, id) of the messages whose `column` (uid or id) is one of `values`, in chunks SQLite accepts."""
+        wanted = list(dict.fromkeys(values))
+        rows: list[tuple[int, str]] = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            rows += conn.execute(f"SELECT uid, id FROM messages WHERE {column} IN ({','.join('?' * len(part))})",
+                                 part).fetchall()
+        return rows
+
     async def delete(self, ids: Sequence[str]) -> list[str]:
-        wanted = list(dict.fromkeys(ids))
-
-        def run(conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
-            rows = []
-            for chunk in range(0, len(wanted), 500):
-                part = wanted[chunk:chunk + 500]
-                rows += conn.execute(f"SELECT uid, id FROM messages WHERE id IN ({','.join('?' * len(part))})",
-                                     part).fetchall()
-            return self._delete_rows(conn, rows)
-
-        deleted = await self._write(run)
-        if not deleted:
-            return []
-        self.hub.publish(events.DELETE, deleted)
-        return list(deleted["ids"])
+        deleted = await self._delete_found(lambda conn: self._rows_where_in(conn, "id", ids))
+        return list(deleted["ids"]) if deleted else []
 
     async def delete_matching(self, *, query: str = "", mailbox: str | None = None) -> list[str]:
         where, params = self._view(mailbox, query)
-
-        def run(conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
-            rows = conn.execute(f"SELECT m.uid, m.id FROM messages m WHERE {where}", params).fetchall()
-            return self._delete_rows(conn, rows)
-
-        deleted = await self._write(run)
-        if not deleted:
-            return []
-        self.hub.publish(events.DELETE, deleted)
-        return list(deleted["ids"])
+        deleted = await self._delete_found(
+            lambda conn: conn.execute(f"SELECT m.uid, m.id FROM messages m WHERE {where}", params).fetchall())
+        return list(deleted["ids"]) if deleted else []
 
     async def delete_all(self) -> int:
         def run(conn: sqlite3.Connection) -> int:
