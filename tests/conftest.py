@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import smtplib
+import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
 
@@ -60,3 +61,9 @@ def send(server: ServerThread, *, to: list[str] | None = None, sender: str = "se
             raw = bytes(msg)
         client.sendmail(sender, to, raw)
     return raw
+
+
+def trusting(server: ServerThread) -> ssl.SSLContext:
+    """A client TLS context that trusts the server's certificate (generated or given)."""
+    assert server.tls_cert is not None, "the server has no TLS certificate"
+    return ssl.create_default_context(cafile=str(server.tls_cert))

@@ -6,13 +6,13 @@ import hashlib
 import poplib
 import smtplib
 import socket
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailnest import Config, Listen, ServerThread
+from tests.conftest import trusting
 
 
 @pytest.fixture
@@ -22,10 +22,6 @@ def tls_server() -> Iterator[ServerThread]:
         with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
             client.sendmail("a@example.com", ["reader@example.com"], b"Subject: over tls\r\n\r\nprivate\r\n")
         yield server
-
-
-def trusting(server: ServerThread) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(server.tls_cert))
 
 
 def test_stls_then_login_and_retr(tls_server: ServerThread) -> None:

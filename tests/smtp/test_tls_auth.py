@@ -20,15 +20,10 @@ import pytest
 
 from mailnest import Config, Listen, ServerThread
 from mailnest.tls import generate_self_signed
-from tests.conftest import require_tool
+from tests.conftest import require_tool, trusting
 from tests.smtp.test_bad_input import Conversation
 
 MESSAGE = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: secure\r\n\r\nsecret body\r\n"
-
-
-def trusting(server: ServerThread) -> ssl.SSLContext:
-    assert server.tls_cert is not None
-    return ssl.create_default_context(cafile=str(server.tls_cert))
 
 
 def latest(server: ServerThread) -> dict:
