@@ -1,0 +1,84 @@
+// The HTTP API (Mailpit v1 shapes). Every call goes through request(), which turns a non-2xx answer into an
+// ApiError carrying the server's {"Error": ...} reason.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function request(method, path, { json, signal, as = "json" } = {}) {
+  const init = { method, signal, headers: { Accept: "application/json" } };
+  if (json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers["Content-Type"] = "application/json";
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "The server cannot be reached");
+  }
+  if (!response.ok) {
+    let reason = `${response.status} ${response.statusText}`;
+    try {
+      const text = await response.text();
+      try {
+        const body = JSON.parse(text);
+        reason = body.Error || body.error || body.message || reason;
+      } catch {
+        if (text && text.length < 300) reason = text;
+      }
+    } catch {
+      /* the status line is reason enough */
+    }
+    throw new ApiError(response.status, reason);
+  }
+  if (as === "json") {
+    const text = await response.text();
+    return text ? JSON.parse(text) : null;
+  }
+  if (as === "bytes") return response.arrayBuffer();
+  return response.text();
+}
+
+const enc = encodeURIComponent;
+
+function qs(params) {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") search.set(k, v);
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+export const partUrl = (id, partId, download = false) =>
+  `/api/v1/message/${enc(id)}/part/${enc(partId)}${download ? "?dl=1" : ""}`;
+export const rawUrl = (id) => `/api/v1/message/${enc(id)}/raw`;
+export const viewUrl = (id, remote = false) => `/view/${enc(id)}.html${remote ? "?remote=1" : ""}`;
+
+export const api = {
+  /** One page of the inbox or of a search. */
+  list({ mailbox = "", query = "", start = 0, limit = 50, signal } = {}) {
+    const path = query ? "/api/v1/search" : "/api/v1/messages";
+    return request("GET", path + qs({ query, mailbox, start, limit }), { signal });
+  },
+  message: (id, signal) => request("GET", `/api/v1/message/${enc(id)}`, { signal }),
+  headers: (id, signal) => request("GET", `/api/v1/message/${enc(id)}/headers`, { signal }),
+  raw: (id, signal) => request("GET", rawUrl(id), { signal, as: "bytes" }),
+  preview: (id, signal) => request("GET", `/view/${enc(id)}.json`, { signal }),
+  mailboxes: () => request("GET", "/api/v1/mailboxes"),
+  webui: () => request("GET", "/api/v1/webui"),
+  setRead: (ids, read) => request("PUT", "/api/v1/messages", { json: { IDs: ids, Read: read }, as: "text" }),
+  setReadMatching: (read, { mailbox = "", query = "" }) =>
+    request("PUT", "/api/v1/messages" + qs({ mailbox }), { json: { IDs: [], Read: read, Search: query }, as: "text" }),
+  remove: (ids) => request("DELETE", "/api/v1/messages", { json: { IDs: ids }, as: "text" }),
+  /** Everything in the view: all mail, one mailbox, or what a search matches. */
+  removeMatching({ mailbox = "", query = "" }) {
+    if (query) return request("DELETE", "/api/v1/search" + qs({ query, mailbox }), { as: "text" });
+    return request("DELETE", "/api/v1/messages" + qs({ mailbox }), { json: { IDs: [] }, as: "text" });
+  },
+  release: (id, to) => request("POST", `/api/v1/message/${enc(id)}/release`, { json: { To: to }, as: "text" }),
+  send: (payload) => request("POST", "/api/v1/send", { json: payload }),
+};

@@ -1,0 +1,213 @@
+// The message pane: header, actions and tabs. HTML is never put into this page: it is served sanitized by
+// /view/{ID}.html under its own CSP and shown in an iframe sandboxed without scripts.
+
+import { api, rawUrl, viewUrl } from "./api.js";
+import { $, $$, h, fill, toast } from "./dom.js";
+import { address, fileName, fullDate } from "./format.js";
+import { renderAttachments, renderEnvelope, renderHeaders, renderLinks, renderSource } from "./tabs.js";
+
+export class MessageView {
+  constructor({ onRead, onDeleted, onClose, release }) {
+    this.onRead = onRead;
+    this.onDeleted = onDeleted;
+    this.onClose = onClose;
+    this.release = release;
+    this.article = $("#message");
+    this.frame = $("#html-frame");
+    this.message = null;
+    this.id = null;
+    this.loadedTabs = new Set();
+    this.tab = "html";
+    this.controller = null;
+    this.remoteAllowed = false;
+
+    for (const tab of $$('[role="tab"]', this.article)) tab.addEventListener("click", () => this.show(tab.dataset.tab));
+    for (const button of $$("[data-width]", this.article)) button.addEventListener("click", () => this.setWidth(button.dataset.width));
+    $("#toggle-read-btn").addEventListener("click", () => this.toggleRead());
+    $("#delete-btn").addEventListener("click", () => this.remove());
+    $("#back-btn").addEventListener("click", () => this.onClose());
+    $("#load-remote-btn").addEventListener("click", () => this.loadRemote());
+    $("#release-btn").addEventListener("click", () => this.release(this.message));
+    this.frame.addEventListener("load", () => this.frameLoaded());
+  }
+
+  /** Open a message. `summary` (from the list) lets the header show before the API answers. */
+  async open(id, summary) {
+    this.controller?.abort();
+    const controller = (this.controller = new AbortController());
+    this.id = id;
+    this.message = null;
+    this.loadedTabs = new Set();
+    this.remoteAllowed = false;
+    this.frameReady = false;
+    this.headerReady = false;
+    this.article.hidden = false;
+    $("#message-empty").hidden = true;
+    document.body.classList.add("show-message");
+    // The preview loads in parallel with the JSON: both are needed before the message counts as open.
+    this.frame.src = viewUrl(id);
+    $("#load-remote-btn").hidden = true;
+    $("#remote-note").hidden = true;
+    $("#download-eml").href = rawUrl(id);
+    if (summary) this.renderHeader(summary);
+    let message;
+    try {
+      message = await api.message(id, controller.signal);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      this.showMissing(err);
+      return;
+    }
+    if (controller.signal.aborted) return;
+    this.message = message;
+    this.renderHeader(message);
+    $("#download-eml").download = `${fileName(message.Subject, message.ID)}.eml`;
+    const count = (message.Attachments || []).length + (message.Inline || []).length;
+    $("#attachments-count").textContent = count ? String(count) : "";
+    $("#links-count").textContent = "";
+    $("#no-html").hidden = Boolean(message.HTML);
+    $("#frame-wrap").hidden = !message.HTML;
+    this.show(message.HTML ? "html" : "text");
+    this.headerReady = true;
+    this.maybeReady();
+    if (!message.Read) {
+      this.setRead(true, { quiet: true }); // a server that does not mark mail read when it is fetched
+    } else if (summary && !summary.Read) {
+      this.onRead(id, true); // Mailpit's API marked it read on fetching: show that in the list
+    }
+    this.loadPreviewInfo(controller.signal);
+  }
+
+  close() {
+    this.controller?.abort();
+    this.id = null;
+    this.message = null;
+    this.article.hidden = true;
+    $("#message-empty").hidden = false;
+    this.frame.src = "about:blank";
+    document.body.classList.remove("show-message");
+  }
+
+  showMissing(err) {
+    fill($("#msg-subject"), err.status === 404 ? "This message no longer exists" : `Could not load the message: ${err.message}`);
+    fill($("#msg-meta"));
+    this.frame.src = "about:blank";
+  }
+
+  renderHeader(m) {
+    fill($("#msg-subject"), m.Subject || "(no subject)");
+    const rows = [["From", address(m.From)]];
+    if ((m.To || []).length) rows.push(["To", m.To.map(address).join(", ")]);
+    if ((m.Cc || []).length) rows.push(["Cc", m.Cc.map(address).join(", ")]);
+    if ((m.Bcc || []).length) rows.push(["Bcc", h("span", {}, m.Bcc.map(address).join(", "), h("span", { class: "bcc-note" }, "envelope only"))]);
+    if ((m.ReplyTo || []).length) rows.push(["Reply-To", m.ReplyTo.map(address).join(", ")]);
+    rows.push(["Date", fullDate(m.Date || m.Created)]);
+    fill($("#msg-meta"), rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    fill($("#msg-tags"), (m.Tags || []).map((t) => h("span", { class: "tag" }, t)));
+    $("#toggle-read-btn").textContent = m.Read === false ? "Mark read" : "Mark unread";
+  }
+
+  frameLoaded() {
+    if (!this.id || this.frame.getAttribute("src") === "about:blank") return;
+    this.frameReady = true;
+    this.maybeReady();
+  }
+
+  maybeReady() {
+    if (!this.frameReady || !this.headerReady || this.announced === this.id) return;
+    this.announced = this.id;
+    this.article.dataset.ready = this.id;
+    performance.mark("mailnest:message-ready");
+    document.dispatchEvent(new CustomEvent("mailnest:message-ready", { detail: this.id }));
+  }
+
+  async loadPreviewInfo(signal) {
+    let info;
+    try {
+      info = await api.preview(this.id, signal);
+    } catch {
+      return;
+    }
+    if (signal.aborted) return;
+    this.previewInfo = info;
+    $("#links-count").textContent = info.Links?.length ? String(info.Links.length) : "";
+    if (info.RemoteImages > 0) {
+      $("#remote-note").hidden = false;
+      $("#remote-note").textContent = `${info.RemoteImages} remote image${info.RemoteImages === 1 ? "" : "s"} blocked`;
+      $("#load-remote-btn").hidden = false;
+    }
+    if (this.tab === "links") renderLinks($("#links-body"), info.Links);
+  }
+
+  loadRemote() {
+    this.remoteAllowed = true;
+    this.frame.src = viewUrl(this.id, true);
+    $("#load-remote-btn").hidden = true;
+    $("#remote-note").textContent = "Remote images loaded for this message";
+  }
+
+  setWidth(width) {
+    $("#frame-wrap").dataset.width = width;
+    for (const b of $$("[data-width]", this.article)) b.setAttribute("aria-pressed", String(b.dataset.width === width));
+  }
+
+  async show(tab) {
+    this.tab = tab;
+    for (const t of $$('[role="tab"]', this.article)) t.setAttribute("aria-selected", String(t.dataset.tab === tab));
+    for (const p of $$("[data-panel]", this.article)) p.hidden = p.dataset.panel !== tab;
+    const m = this.message;
+    if (!m || this.loadedTabs.has(tab)) return;
+    this.loadedTabs.add(tab);
+    const id = m.ID;
+    const signal = this.controller?.signal;
+    try {
+      if (tab === "text") $("#text-body").textContent = m.Text || "(this message has no text part)";
+      else if (tab === "headers") renderHeaders($("#headers-table tbody"), await api.headers(id, signal));
+      else if (tab === "source") renderSource($("#source-body"), await api.raw(id, signal));
+      else if (tab === "envelope") renderEnvelope($("#envelope-body"), m);
+      else if (tab === "attachments") renderAttachments($("#attachments-body"), m);
+      else if (tab === "links") renderLinks($("#links-body"), this.previewInfo?.Links ?? (await api.preview(id, signal)).Links);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      this.loadedTabs.delete(tab);
+      toast(`Could not load ${tab}: ${err.message}`, { error: true });
+    }
+  }
+
+  async setRead(read, { quiet = false } = {}) {
+    if (!this.id) return;
+    const id = this.id;
+    try {
+      await api.setRead([id], read);
+    } catch (err) {
+      if (!quiet) toast(`Could not change the read state: ${err.message}`, { error: true });
+      return;
+    }
+    if (this.message && this.message.ID === id) {
+      this.message.Read = read;
+      $("#toggle-read-btn").textContent = read ? "Mark unread" : "Mark read";
+    }
+    this.onRead(id, read);
+  }
+
+  toggleRead() {
+    return this.setRead(this.message ? !this.message.Read : false);
+  }
+
+  async remove() {
+    if (!this.id) return;
+    const id = this.id;
+    try {
+      await api.remove([id]);
+    } catch (err) {
+      toast(`Could not delete: ${err.message}`, { error: true });
+      return;
+    }
+    this.onDeleted(id);
+  }
+
+  /** Another client deleted what we show. */
+  deletedElsewhere(ids) {
+    if (this.id && ids.includes(this.id)) this.close();
+  }
+}

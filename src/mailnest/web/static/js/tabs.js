@@ -1,0 +1,84 @@
+// What each message tab shows. Pure rendering: data in, DOM out, text only through text nodes.
+
+import { partUrl } from "./api.js";
+import { h, fill, safeHref } from "./dom.js";
+import { address, fullDate, size } from "./format.js";
+
+const SOURCE_LIMIT = 4 * 1024 * 1024; // characters shown in the Source tab; the .eml download has everything
+
+export function renderHeaders(tbody, headers) {
+  const rows = [];
+  for (const [name, values] of Object.entries(headers || {})) {
+    for (const value of Array.isArray(values) ? values : [values]) {
+      rows.push(h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, value)));
+    }
+  }
+  fill(tbody, rows.length ? rows : h("tr", {}, h("td", { colspan: 2 }, "No headers")));
+}
+
+/** The raw message as received. Bytes that are not UTF-8 are shown as Latin-1 rather than replaced. */
+export function renderSource(pre, bytes) {
+  let text;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    text = new TextDecoder("latin1").decode(bytes);
+  }
+  if (text.length > SOURCE_LIMIT) {
+    text = `${text.slice(0, SOURCE_LIMIT)}\n\n[… ${size(bytes.byteLength)} in all: download the .eml for the rest]`;
+  }
+  pre.textContent = text;
+}
+
+/** Envelope recipients that the headers do not name are Bcc recipients: say so. */
+export function renderEnvelope(dl, message) {
+  const env = message.Envelope || {};
+  const inHeaders = new Set([...(message.To || []), ...(message.Cc || [])].map((a) => (a.Address || "").toLowerCase()));
+  const recipients = (env.RcptTo || []).map((rcpt) => {
+    const hidden = !inHeaders.has(String(rcpt).toLowerCase());
+    return h("li", {}, rcpt, hidden ? h("span", { class: "bcc-note", title: "In the envelope but in no To or Cc header" }, "Bcc") : null);
+  });
+  const tls = env.TLS ? `${env.TLS.Version || ""} ${env.TLS.Cipher || ""}`.trim() : "no";
+  const items = [
+    ["MAIL FROM", env.MailFrom === "" ? "<> (null sender)" : env.MailFrom],
+    ["RCPT TO", recipients.length ? h("ul", {}, recipients) : "—"],
+    ["HELO/EHLO", env.Helo || "—"],
+    ["Peer", env.Peer || "—"],
+    ["Received", env.Received ? fullDate(env.Received) : "—"],
+    ["Authenticated as", env.AuthUser || "—"],
+    ["TLS", tls],
+    ["Source", env.Source || "smtp"],
+  ];
+  const bcc = message.Bcc || [];
+  if (bcc.length) items.splice(2, 0, ["Bcc recipients", bcc.map(address).join(", ")]);
+  fill(dl, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+export function renderAttachments(list, message) {
+  const items = [];
+  const all = [...(message.Attachments || []).map((a) => [a, false]), ...(message.Inline || []).map((a) => [a, true])];
+  for (const [a, inline] of all) {
+    const name = a.FileName || (inline ? "(inline part)" : "(unnamed)");
+    const isImage = /^image\/(png|gif|jpe?g|webp|bmp|avif|svg\+xml)$/i.test(a.ContentType || "");
+    const preview = isImage
+      ? h("img", { class: "thumb", src: partUrl(message.ID, a.PartID), alt: "", loading: "lazy" })
+      : h("span", { class: "nothumb" }, (a.ContentType || "").split("/")[1] || "file");
+    items.push(h("li", { "data-part": a.PartID },
+      preview,
+      h("div", {},
+        h("div", { class: "name" }, name),
+        h("div", { class: "info" }, `${a.ContentType || "application/octet-stream"} · ${size(a.Size)}${inline ? " · inline" : ""}`
+          + (a.ContentID ? ` · cid:${a.ContentID}` : ""))),
+      h("a", { class: "button", href: partUrl(message.ID, a.PartID, true), download: a.FileName || `part-${a.PartID}` }, "Download"),
+    ));
+  }
+  fill(list, items.length ? items : h("li", { class: "empty" }, "No attachments"));
+}
+
+export function renderLinks(list, links) {
+  const items = (links || []).map((link) => {
+    const href = safeHref(link);
+    return h("li", {}, href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, link) : link);
+  });
+  fill(list, items.length ? items : h("li", { class: "empty" }, "No links"));
+}

