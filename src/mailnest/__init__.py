@@ -16,16 +16,31 @@ _EXPORTS = {
     "Address": "models", "Attachment": "models", "Envelope": "models", "Message": "models", "Page": "models",
     "Stats": "models", "Summary": "models",
     "BindError": "runtime", "MailServer": "runtime", "ServerThread": "runtime",
+    "Client": "client", "AsyncClient": "client", "MailnestError": "client", "QueryError": "client",
+    "NotFoundError": "client", "ServerUnavailableError": "client", "WaitTimeoutError": "client",
+    "Mail": "received", "MailSummary": "received", "MailPage": "received", "MailAttachment": "received",
 }
 
 __all__ = [
-    "Address", "Attachment", "BindError", "Config", "ConfigError", "Envelope", "Listen", "MailServer", "Message",
-    "Page", "ServerThread", "Stats", "Summary", "__version__",
+    "Address", "AsyncClient", "Attachment", "BindError", "Client", "Config", "ConfigError", "Envelope", "Listen",
+    "Mail", "MailAttachment", "MailPage", "MailServer", "MailSummary", "MailnestError", "Message", "NotFoundError",
+    "Page", "QueryError", "ServerThread", "ServerUnavailableError", "Stats", "Summary", "WaitTimeoutError",
+    "__version__",
 ]
 
 if TYPE_CHECKING:
+    from .client import (
+        AsyncClient,
+        Client,
+        MailnestError,
+        NotFoundError,
+        QueryError,
+        ServerUnavailableError,
+        WaitTimeoutError,
+    )
     from .config import Config, ConfigError, Listen
     from .models import Address, Attachment, Envelope, Message, Page, Stats, Summary
+    from .received import Mail, MailAttachment, MailPage, MailSummary
     from .runtime import BindError, MailServer, ServerThread
 
 

@@ -123,3 +123,17 @@ def test_mailboxes_and_read_state() -> None:
         assert boxes == {"one@example.com": (1, 0), "two@example.com": (2, 1)}
 
     with_store(test)
+
+
+def test_a_mailbox_can_be_a_whole_domain() -> None:
+    async def test(store: SQLiteStore) -> None:
+        await store.add(message("mine"), Envelope("s@example.com", ("Alice@T1.test", "bob@t1.test")))
+        await store.add(message("sub"), Envelope("s@example.com", ("carol@sub.t1.test",)))
+        await store.add(message("like"), Envelope("s@example.com", ("dave@t1_test", "eve@xt1.test")))
+        assert [s.subject for s in (await store.list(mailbox="@t1.test")).messages] == ["mine"]
+        assert [s.subject for s in (await store.list(mailbox="@T1.TEST")).messages] == ["mine"]
+        assert await store.count(mailbox="@sub.t1.test") == 1
+        assert await store.count(mailbox="@t1_test") == 1  # "_" is not a wildcard
+        assert await store.count(mailbox="alice@t1.test") == 1
+
+    with_store(test)

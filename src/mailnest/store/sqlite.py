@@ -128,6 +128,16 @@ class _Pending:
     future: asyncio.Future[Summary]
 
 
+def mailbox_clause(mailbox: str) -> tuple[str, str]:
+    """SQL over `messages AS m` for one mailbox: a recipient address, or `@domain` for every recipient at exactly
+    that domain (how the pytest plugin gives each test its own inbox)."""
+    mailbox = mailbox.lower()
+    if mailbox.startswith("@"):
+        escaped = mailbox.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return "m.uid IN (SELECT uid FROM recipients WHERE mailbox LIKE ? ESCAPE '\\')", "%" + escaped
+    return "m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)", mailbox
+
+
 def _parse_or_empty(raw: bytes) -> mime.Parsed:
     # mime.parse is built never to raise; if it ever does, the message is still stored (as received),
     # just with fewer fields, because a 250 must never be lost to a parser bug.
@@ -380,8 +390,9 @@ class SQLiteStore(ImapStoreMixin):
         where = ["m.folder = '' AND m.owner = ''"]
         params: list[Any] = []
         if mailbox:
-            where.append("m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)")
-            params.append(mailbox.lower())
+            clause, value = mailbox_clause(mailbox)
+            where.append(clause)
+            params.append(value)
         if query:
             compiled = search.compile(query)
             where.append(f"({compiled.where})")

@@ -1,0 +1,322 @@
+"""The Python client for mailnest's HTTP API (Mailpit API v1 shapes), synchronous and asynchronous.
+
+Works against any mailnest, local or remote: it speaks HTTP only. Waiting is done by the server's long-poll
+`GET /api/v1/wait`, never by polling here, so `wait_for` returns as soon as the mail is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from . import search
+from .received import Mail, MailPage, MailSummary
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "MailnestError",
+    "NotFoundError",
+    "QueryError",
+    "ServerUnavailableError",
+    "WaitTimeoutError",
+]
+
+_API = "api/v1"
+_SLACK = 5.0  # seconds the HTTP read may outlast the server's own wait timeout
+_DESCRIBE_LIMIT = 10  # how many arrivals a timeout message lists
+
+
+class MailnestError(Exception):
+    """The server refused a request or could not be reached; `status` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class QueryError(MailnestError, search.QueryError):
+    """The server could not understand a search query; `reason` is its explanation.
+
+    A mailnest.search.QueryError too, so one `except` serves code that both parses and sends queries.
+    """
+
+    def __init__(self, query: str, reason: str, *, status: int | None = 400) -> None:
+        super().__init__(f"mailnest rejected the query {query!r}: {reason}", status=status, reason=reason)
+        self.query = query
+
+
+class NotFoundError(MailnestError, LookupError):
+    """No message (or part) with that ID."""
+
+
+class ServerUnavailableError(MailnestError, ConnectionError):
+    """Nothing answered at the base URL."""
+
+
+class WaitTimeoutError(MailnestError, TimeoutError):
+    """`wait_for` gave up: says what was awaited and lists what did arrive in the same view."""
+
+    def __init__(self, *, query: str, count: int, timeout: float, mailbox: str | None,
+                 matched: MailPage, arrived: MailPage) -> None:
+        self.query, self.count, self.timeout, self.mailbox = query, count, timeout, mailbox
+        self.matched, self.arrived = matched, arrived
+        super().__init__(self._explain(), status=408, reason="timeout")
+
+    def _explain(self) -> str:
+        what = f"{self.count} message{'s' if self.count != 1 else ''}"
+        if self.query:
+            what += f" matching {self.query!r}"
+        where = f"mailbox {self.mailbox!r}" if self.mailbox else "all mail"
+        lines = [f"waited {self.timeout:g}s for {what} in {where}; "
+                 f"{self.matched.messages_count} matched, {self.arrived.messages_count} arrived there in all"]
+        for summary in self.arrived.messages[:_DESCRIBE_LIMIT]:
+            mark = "matched" if any(m.id == summary.id for m in self.matched) else "did not match"
+            lines.append(f"  - {summary} ({mark})")
+        if self.arrived.messages_count > _DESCRIBE_LIMIT:
+            lines.append(f"  ... and {self.arrived.messages_count - _DESCRIBE_LIMIT} more")
+        return "\n".join(lines)
+
+
+def _ids(ids: str | Iterable[str]) -> list[str]:
+    return [ids] if isinstance(ids, str) else list(ids)
+
+
+def _view(mailbox: str | None, **params: object) -> dict[str, str]:
+    """Query parameters, leaving out the ones not given so any Mailpit-compatible server accepts them."""
+    result = {k: str(v) for k, v in params.items() if v is not None and v != ""}
+    if mailbox:
+        result["mailbox"] = mailbox.lower()
+    return result
+
+
+def _error_reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, Mapping):
+        return str(body.get("Error") or body.get("error") or body)
+    return str(body)
+
+
+def _raise_for(response: httpx.Response, *, query: str | None = None) -> None:
+    if response.is_success:
+        return
+    reason = _error_reason(response)
+    status = response.status_code
+    request = f"{response.request.method} {response.request.url.path}"
+    if status == 400 and query is not None:
+        raise QueryError(query, reason, status=status)
+    if status == 404:
+        raise NotFoundError(f"{request}: {reason}", status=status, reason=reason)
+    raise MailnestError(f"{request} failed with HTTP {status}: {reason}", status=status, reason=reason)
+
+
+def _unavailable(base_url: httpx.URL, error: httpx.TransportError) -> ServerUnavailableError:
+    return ServerUnavailableError(f"mailnest at {base_url} did not answer ({error.__class__.__name__}: {error}); "
+                                  "is the server running and the URL right?")
+
+
+def _change_body(ids: str | Iterable[str], what: str, **fields: object) -> dict[str, object]:
+    chosen = _ids(ids)
+    if not chosen:
+        # The API reads an empty ID list as "every message"; asking for nothing must not mean everything.
+        raise ValueError(f"{what}: no message IDs given (use {what}_all() to mean every message)")
+    return {"IDs": chosen, **fields}
+
+
+class _Common:
+    def __init__(self, base_url: str) -> None:
+        url = httpx.URL(base_url)
+        if not url.scheme or not url.host:
+            raise ValueError(f"base_url {base_url!r} needs a scheme and a host, as in http://127.0.0.1:8025")
+        self.base_url = url
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({str(self.base_url)!r})"
+
+    @staticmethod
+    def _wait_params(query: str, count: int, timeout: float, mailbox: str | None) -> dict[str, str]:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if timeout < 0:
+            raise ValueError("timeout must not be negative")
+        return _view(mailbox, query=query, count=count, timeout=f"{timeout:g}")
+
+
+class Client(_Common):
+    """Synchronous client. `Client("http://127.0.0.1:8025")`; use it as a context manager or call close()."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8025", *, timeout: float = 10.0,
+                 auth: httpx.Auth | tuple[str, str] | None = None, headers: Mapping[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(base_url)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, auth=auth, headers=headers,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, *, query: str | None = None, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, f"{_API}/{path}", **kwargs)
+        except httpx.TransportError as error:
+            raise _unavailable(self.base_url, error) from error
+        _raise_for(response, query=query)
+        return response
+
+    def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._send("GET", "info").json()
+        return result
+
+    def messages(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> MailPage:
+        """One page of messages, newest first; `mailbox` limits it to mail for that recipient."""
+        params = _view(mailbox, start=start or None, limit=limit)
+        return MailPage.from_json(self._send("GET", "messages", params=params).json())
+
+    def search(self, query: str, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> MailPage:
+        params = _view(mailbox, query=query, start=start or None, limit=limit)
+        return MailPage.from_json(self._send("GET", "search", params=params, query=query).json())
+
+    def get(self, id: str = "latest") -> Mail:
+        """The whole message: parsed fields, raw bytes (for `.email` and attachment content), envelope."""
+        data = self._send("GET", f"message/{id}").json()
+        return Mail.from_json(data, self.raw(str(data["ID"])))
+
+    def raw(self, id: str) -> bytes:
+        return self._send("GET", f"message/{id}/raw").content
+
+    def part(self, id: str, part_id: str) -> bytes:
+        return self._send("GET", f"message/{id}/part/{part_id}").content
+
+    def delete(self, ids: str | Iterable[str] = (), *, query: str | None = None) -> None:
+        """Delete the given messages, or every message matching `query`."""
+        if query is not None:
+            self._send("DELETE", "search", params={"query": query}, query=query)
+        else:
+            self._send("DELETE", "messages", json=_change_body(ids, "delete"))
+
+    def delete_all(self) -> None:
+        self._send("DELETE", "messages")
+
+    def mark_read(self, ids: str | Iterable[str], read: bool = True) -> None:
+        self._send("PUT", "messages", json=_change_body(ids, "mark_read", Read=read))
+
+    def mark_read_all(self, read: bool = True) -> None:
+        self._send("PUT", "messages", json={"IDs": [], "Read": read})
+
+    def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0,
+                 mailbox: str | None = None) -> list[Mail]:
+        """Block until `count` messages match `query` (in `mailbox`, if given), then return them in full.
+
+        Raises WaitTimeoutError after `timeout` seconds, QueryError for a query the server rejects.
+        """
+        __tracebackhide__ = True  # a failing test's report starts at the test's call, not in here
+        params = self._wait_params(query, count, timeout, mailbox)
+        try:
+            response = self._http.get(f"{_API}/wait", params=params, timeout=timeout + _SLACK)
+        except httpx.TransportError as error:
+            raise _unavailable(self.base_url, error) from error
+        if response.status_code == 408:
+            arrived = self.messages(mailbox=mailbox, limit=_DESCRIBE_LIMIT)
+            matched = self.search(query, mailbox=mailbox, limit=_DESCRIBE_LIMIT) if query else arrived
+            raise WaitTimeoutError(query=query, count=count, timeout=timeout, mailbox=mailbox,
+                                   matched=matched, arrived=arrived)
+        _raise_for(response, query=query)
+        return [self.get(s.id) for s in MailPage.from_json(response.json())]
+
+
+class AsyncClient(_Common):
+    """The same API for asyncio code: every method is a coroutine. `async with AsyncClient(url) as client:`."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8025", *, timeout: float = 10.0,
+                 auth: httpx.Auth | tuple[str, str] | None = None, headers: Mapping[str, str] | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, auth=auth, headers=headers,
+                                       transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _send(self, method: str, path: str, *, query: str | None = None, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, f"{_API}/{path}", **kwargs)
+        except httpx.TransportError as error:
+            raise _unavailable(self.base_url, error) from error
+        _raise_for(response, query=query)
+        return response
+
+    async def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = (await self._send("GET", "info")).json()
+        return result
+
+    async def messages(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> MailPage:
+        params = _view(mailbox, start=start or None, limit=limit)
+        return MailPage.from_json((await self._send("GET", "messages", params=params)).json())
+
+    async def search(self, query: str, *, mailbox: str | None = None, start: int = 0,
+                     limit: int = 50) -> MailPage:
+        params = _view(mailbox, query=query, start=start or None, limit=limit)
+        return MailPage.from_json((await self._send("GET", "search", params=params, query=query)).json())
+
+    async def get(self, id: str = "latest") -> Mail:
+        if id == "latest":  # the raw must come from the same message, so resolve the ID first
+            id = str((await self._send("GET", "message/latest")).json()["ID"])
+        data, raw = await asyncio.gather(self._send("GET", f"message/{id}"), self.raw(id))
+        return Mail.from_json(data.json(), raw)
+
+    async def raw(self, id: str) -> bytes:
+        return (await self._send("GET", f"message/{id}/raw")).content
+
+    async def part(self, id: str, part_id: str) -> bytes:
+        return (await self._send("GET", f"message/{id}/part/{part_id}")).content
+
+    async def delete(self, ids: str | Iterable[str] = (), *, query: str | None = None) -> None:
+        if query is not None:
+            await self._send("DELETE", "search", params={"query": query}, query=query)
+        else:
+            await self._send("DELETE", "messages", json=_change_body(ids, "delete"))
+
+    async def delete_all(self) -> None:
+        await self._send("DELETE", "messages")
+
+    async def mark_read(self, ids: str | Iterable[str], read: bool = True) -> None:
+        await self._send("PUT", "messages", json=_change_body(ids, "mark_read", Read=read))
+
+    async def mark_read_all(self, read: bool = True) -> None:
+        await self._send("PUT", "messages", json={"IDs": [], "Read": read})
+
+    async def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0,
+                       mailbox: str | None = None) -> list[Mail]:
+        __tracebackhide__ = True
+        params = self._wait_params(query, count, timeout, mailbox)
+        try:
+            response = await self._http.get(f"{_API}/wait", params=params, timeout=timeout + _SLACK)
+        except httpx.TransportError as error:
+            raise _unavailable(self.base_url, error) from error
+        if response.status_code == 408:
+            arrived = await self.messages(mailbox=mailbox, limit=_DESCRIBE_LIMIT)
+            matched = await self.search(query, mailbox=mailbox, limit=_DESCRIBE_LIMIT) if query else arrived
+            raise WaitTimeoutError(query=query, count=count, timeout=timeout, mailbox=mailbox,
+                                   matched=matched, arrived=arrived)
+        _raise_for(response, query=query)
+        summaries: list[MailSummary] = list(MailPage.from_json(response.json()))
+        return list(await asyncio.gather(*(self.get(s.id) for s in summaries)))
