@@ -170,6 +170,23 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     relay.add_argument("--relay-password", metavar="PASSWORD", default=_default("relay_password", None),
                        help="the upstream password (better: MAILNEST_RELAY_PASSWORD, kept out of ps)")
 
+    api = p.add_argument_group("API extras")
+    api.add_argument("--tag", dest="tag_rules", metavar="QUERY=TAG", action="append",
+                     default=_default("tag", [], lambda v: [x for x in v.split(";") if x]),
+                     help="tag messages that match a search as they arrive, e.g. subject:invoice=billing "
+                          "(repeatable; Mailpit's TAG=QUERY order works too)")
+    api.add_argument("--webhook", dest="webhooks", metavar="URL", action="append",
+                     default=_default("webhook", [], lambda v: [x for x in v.split(",") if x]),
+                     help="POST each new message's summary (Mailpit's webhook shape) to URL, retried with "
+                          "backoff (repeatable)")
+    api.add_argument("--chaos", metavar="SPEC", nargs="?", const="on", default=_default("chaos", None),
+                     help="make SMTP fail on purpose to test retry logic, e.g. sender=451:0.5,recipient=550:10%%,"
+                          "auth=535:0.2,latency=200ms,rate=10/s,drop=0.05,seed=42; plain --chaos only enables the "
+                          "chaos API (/api/v1/chaos)")
+    api.add_argument("--allow-private-link-check", action="store_true",
+                     default=_env_bool("allow_private_link_check"),
+                     help="let the link check request private, loopback and link-local addresses")
+
     out = p.add_argument_group("output")
     out.add_argument("--print", dest="print_messages", action="store_true", default=_env_bool("print"),
                      help="also print each message to the console as it arrives (like smtpd's DebuggingServer)")
@@ -185,8 +202,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
         "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
-        "relay_user", "relay_password",
+        "relay_user", "relay_password", "chaos", "allow_private_link_check",
     )}
+    fields["tag_rules"] = tuple(args.tag_rules)
+    fields["webhooks"] = tuple(args.webhooks)
     fields["handlers"] = tuple(args.handlers)
     fields["relay_allow"] = tuple(args.relay_allow)
     if fields["relay_allow"] and not fields["relay"]:

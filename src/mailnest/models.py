@@ -105,7 +105,7 @@ class Page:
     start: int
     messages: tuple[Summary, ...]
     tags: tuple[str, ...] = ()
-
+    messages_unread: int = 0  # unread among the messages matching the query
 
 @dataclass(frozen=True, slots=True)
 class Stats:

@@ -83,6 +83,10 @@ class MailServer:
         self.hub = Hub()
         self.store = SQLiteStore(self.config.db, self.hub, max_messages=self.config.max_messages,
                                  max_age=self.config.max_age)
+        from .chaos import Chaos
+        from .tags import parse_rules
+        self.chaos = Chaos.from_config(self.config)
+        self.store.configure_tags(parse_rules(self.config.tag_rules))
         self.smtp_port: int | None = None
         self.http_port: int | None = None
         self.imap_port: int | None = None
@@ -156,6 +160,11 @@ class MailServer:
             self.ssl_context = tls.server_context(self.tls)
         await self.store.start()
         self._closers.append(self.store.close)
+        from .outputs.webhook import WebhookDispatcher
+        self.webhooks = WebhookDispatcher.from_config(config, self.hub)
+        if self.webhooks is not None:
+            await self.webhooks.start()
+            self._closers.append(self.webhooks.close)
         await self.outputs.start()
         self._closers.append(self.outputs.close)  # closers run in reverse: outputs flush before the store closes
         security = SMTPSecurity(self.credentials, self.login_failures, self.ssl_context)
@@ -164,7 +173,7 @@ class MailServer:
             if listen is None:
                 continue
             try:
-                smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit,
+                smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit, chaos=self.chaos,
                                         custom=self.custom_handlers)
             except OSError as exc:
                 raise _bind_error(name, listen, exc) from exc
@@ -240,7 +249,7 @@ class MailServer:
         sock = _bind_socket("http", listen)
         app = create_app(self)
         uv_config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="websockets-sansio",
-                                   timeout_graceful_shutdown=2, log_level="warning")
+                                   timeout_graceful_shutdown=2, log_level="warning", ws_per_message_deflate=False)
         self._http = _Uvicorn(uv_config)
         self.http_port = int(sock.getsockname()[1])
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="mailnest-http")

@@ -63,6 +63,9 @@ def test_read_flags(server: ServerThread, api: httpx.Client) -> None:
     assert api.get("/api/v1/messages").json()["unread"] == 0
     api.put("/api/v1/messages", json={"IDs": [second], "Read": False})
     assert api.get("/api/v1/messages").json()["unread"] == 1
+    # As in Mailpit (and mailpit-api's setReadStatus()), a body without "Read" marks unread.
+    assert api.put("/api/v1/messages", json={}).status_code == 200
+    assert api.get("/api/v1/messages").json()["unread"] == 2
 
 
 def test_delete_by_ids_and_all(server: ServerThread, api: httpx.Client) -> None:
@@ -177,7 +180,8 @@ def test_wait_in_a_mailbox(server: ServerThread, api: httpx.Client) -> None:
     ("GET", "/api/v1/wait?timeout=100000", {}),
     ("PUT", "/api/v1/messages", {"content": b"{not json"}),
     ("PUT", "/api/v1/messages", {"json": {"IDs": "notalist", "Read": True}}),
-    ("PUT", "/api/v1/messages", {"json": {"IDs": []}}),
+    ("PUT", "/api/v1/messages", {"json": {"IDs": [], "Read": "yes"}}),
+    ("PUT", "/api/v1/messages", {"json": {"IDs": [], "Unknown": True}}),
     ("PUT", "/api/v1/messages", {"json": ["a list"]}),
     ("DELETE", "/api/v1/messages", {"json": {"IDs": [1, 2]}}),
     ("DELETE", "/api/v1/search", {}),

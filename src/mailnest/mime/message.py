@@ -161,6 +161,10 @@ def parse(raw: bytes) -> Parsed:
         item = _attachment(raw, node, section)
         (inline if item.inline else attachments).append(item)
 
+    if not top_fields and not text and not html and raw.strip():
+        # Not one header line: IMAP (like Dovecot) sees it all as a header block, but a reader sees text, so the
+        # list, snippet and search show it as the body.
+        text = content.text(raw, "", False)
     snippet = content.collapse(text, SNIPPET_LENGTH) if text.strip() else content.html_text(html, SNIPPET_LENGTH)
     froms = addresses[b"from"]
     return Parsed(

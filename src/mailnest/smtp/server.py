@@ -17,6 +17,7 @@ import warnings
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 from ..auth import Credentials, FailureGuard
+from ..chaos import Action, Chaos, ChaosSession
 from ..config import Config, Listen
 from ..outputs.custom import CustomHandlers, HookedHandler
 from ..store.base import Store
@@ -32,6 +33,46 @@ _SIMPLE_PATH = re.compile(r'\s*<([^<>"\\()\s,;:\[\]@]+@[^<>"\\()\s,;:\[\]@]+)>(.
 
 class CaptureSMTP(SMTP):
     listener: SMTPListener | None = None
+    chaos: ChaosSession | None = None
+
+    async def _chaos(self, action: Action) -> bool:
+        """Carry out a chaos action; True when it answered (or dropped) instead of the normal reply."""
+        if not action:
+            return False
+        if action.delay:
+            await asyncio.sleep(action.delay)
+        if action.drop:
+            if self.transport is not None:
+                self.transport.close()
+            return True
+        if action.reply:
+            await self.push(action.reply)
+            if action.close and self.transport is not None:
+                self.transport.close()
+            return True
+        return False
+
+    async def _handle_client(self) -> None:
+        if self.chaos is not None and await self._chaos(self.chaos.connect()):
+            return
+        await super()._handle_client()
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if (self.chaos is not None and self.session is not None and self.session.host_name
+                and await self._chaos(self.chaos.mail())):
+            return
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if (self.chaos is not None and self.envelope is not None and self.envelope.mail_from is not None
+                and await self._chaos(self.chaos.rcpt())):
+            return
+        await super().smtp_RCPT(arg)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if self.chaos is not None and await self._chaos(self.chaos.command()):
+            return
+        await super().smtp_EHLO(hostname)
     security: SMTPSecurity | None = None
     busy = False  # inside DATA: reading the message or waiting for the store
     failed_login: str | None = None  # set by the authenticator when credentials are wrong
@@ -58,6 +99,8 @@ class CaptureSMTP(SMTP):
 
     async def smtp_AUTH(self, arg: str) -> None:
         self.failed_login = None
+        if self.chaos is not None and await self._chaos(self.chaos.auth()):
+            return
         await super().smtp_AUTH(arg)
         if self.security is None or self.session is None:
             return
@@ -102,6 +145,9 @@ class CaptureSMTP(SMTP):
         content = await self._read_data()
         if content is None:
             await self.push(f"552 5.3.4 Message too big for this server (at most {self.data_size_limit} bytes)")
+            self._set_post_data_state()
+            return
+        if self.chaos is not None and await self._chaos(self.chaos.data(len(content))):
             self._set_post_data_state()
             return
         self.envelope.content = content
@@ -151,6 +197,14 @@ class CaptureSMTP(SMTP):
         return data.replace(b"\r\n.", b"\r\n")
 
 
+# aiosmtpd's HELP reads each command's syntax from attributes its @syntax decorator set on the methods
+# overridden above; carry them over so HELP still describes every command.
+for _name in ("smtp_EHLO", "smtp_MAIL", "smtp_RCPT", "smtp_AUTH", "smtp_DATA"):
+    for _attribute in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+        if hasattr(getattr(SMTP, _name), _attribute):
+            setattr(getattr(CaptureSMTP, _name), _attribute, getattr(getattr(SMTP, _name), _attribute))
+
+
 class SMTPListener:
     """The listening socket and its sessions, so that stopping can finish messages in flight."""
 
@@ -184,7 +238,8 @@ class SMTPListener:
 
 
 async def start_smtp(config: Config, store: Store, listen: Listen, *, security: SMTPSecurity | None = None,
-                     implicit_tls: bool = False, custom: CustomHandlers | None = None) -> SMTPListener:
+                     implicit_tls: bool = False, custom: CustomHandlers | None = None,
+                     chaos: Chaos | None = None) -> SMTPListener:
     security = security or SMTPSecurity(Credentials(), FailureGuard())
     handler: CaptureHandler | HookedHandler = CaptureHandler(config, store)
     if custom:
@@ -202,6 +257,7 @@ async def start_smtp(config: Config, store: Store, listen: Listen, *, security: 
             session = CaptureSMTP(handler, **kwargs)
         session.listener = listener
         session.security = security
+        session.chaos = chaos.session() if chaos is not None else None
         return session
 
     # aiosmtpd logs every command line at INFO on "mail.log"; that is debugging detail for us.

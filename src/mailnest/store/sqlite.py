@@ -21,16 +21,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import events, mime, search
 from ..events import Hub
 from ..models import Address, Attachment, Envelope, Message, Page, Stats, Summary, TLSInfo
+from ..tags import ingest_tags
 from . import schema
-from .base import MailboxInfo
+from .base import MailboxInfo, Query
 from .imap_sql import ImapStoreMixin
+from .tags_sql import TagStoreMixin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -162,7 +164,7 @@ def _bcc(parsed: mime.Parsed, envelope: Envelope) -> tuple[Address, ...]:
     return tuple(bcc)
 
 
-class SQLiteStore(ImapStoreMixin):
+class SQLiteStore(ImapStoreMixin, TagStoreMixin):
     def __init__(self, path: Path | str | None, hub: Hub, *, max_messages: int = 0,
                  max_age: float | None = None) -> None:
         self.hub = hub
@@ -385,18 +387,24 @@ class SQLiteStore(ImapStoreMixin):
         return result
 
     @staticmethod
-    def _view(mailbox: str | None, query: str) -> tuple[str, list[Any]]:
-        """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query."""
+    def _view(mailbox: str | None, query: Query, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
+        """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query, or by any of several
+        queries (ORed: MailHog's search and Mailpit's tag rules need that). Dates in queries are read in `tz`."""
         where = ["m.folder = '' AND m.owner = ''"]
         params: list[Any] = []
         if mailbox:
             clause, value = mailbox_clause(mailbox)
             where.append(clause)
             params.append(value)
-        if query:
-            compiled = search.compile(query)
-            where.append(f"({compiled.where})")
+        alternatives: list[str] = []
+        for one in ((query,) if isinstance(query, str) else query):
+            compiled = search.compile(one, tz=tz)
+            if compiled is search.MATCH_ALL:
+                return " AND ".join(where), params
+            alternatives.append(f"({compiled.where})")
             params.extend(compiled.params)
+        if alternatives:
+            where.append("(" + " OR ".join(alternatives) + ")")
         return " AND ".join(where), params
 
     # -- ingest ----------------------------------------------------------------------------------------
@@ -443,7 +451,7 @@ class SQLiteStore(ImapStoreMixin):
         try:
             for prepared_one in prepared:
                 uid = self._insert_prepared(conn, prepared_one)
-                summaries.append(replace(prepared_one[4], uid=uid))
+                summaries.append(replace(self._tag_after_insert(conn, uid, prepared_one[4]), uid=uid))
             self._count += len(batch)
             pruned = self._prune_excess(conn)
         except BaseException:
@@ -490,7 +498,7 @@ class SQLiteStore(ImapStoreMixin):
         assert envelope.received is not None
         parsed = _parse_or_empty(raw)
         bcc = _bcc(parsed, envelope)
-        tags = tuple(dict.fromkeys((*parsed.x_tags, *item.tags)))
+        tags = ingest_tags(x_tags=parsed.x_tags, to=parsed.to, cc=parsed.cc, envelope=envelope, explicit=item.tags)
         mailboxes = sorted({r.lower() for r in envelope.rcpt_tos})
         id_ = new_id()
         created = envelope.received.timestamp()
@@ -564,22 +572,24 @@ class SQLiteStore(ImapStoreMixin):
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    async def list(self, *, query: str = "", mailbox: str | None = None, start: int = 0, limit: int = 50) -> Page:
+    async def list(self, *, query: Query = "", mailbox: str | None = None, start: int = 0, limit: int = 50,
+                   tz: tzinfo | None = None) -> Page:
         base_where, base_params = self._view(mailbox, "")
-        where, params = self._view(mailbox, query)
+        where, params = self._view(mailbox, query, tz)
 
         def run(conn: sqlite3.Connection) -> Page:
             total, unread = conn.execute(
                 f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {base_where}", base_params
             ).fetchone()
-            matching = total if not query else conn.execute(
-                f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
+            matching, matching_unread = (total, unread) if where == base_where else conn.execute(
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}", params).fetchone()
             rows = conn.execute(
                 f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY m.uid DESC LIMIT ? OFFSET ?",
                 [*params, limit, start],
             ).fetchall()
             return Page(total=total, unread=unread, messages_count=matching, start=start,
-                        messages=tuple(summary_from_row(r) for r in rows), tags=self._all_tags(conn))
+                        messages=tuple(summary_from_row(r) for r in rows), tags=self._all_tags(conn),
+                        messages_unread=matching_unread)
 
         return await self._read(run)
 
@@ -617,12 +627,13 @@ class SQLiteStore(ImapStoreMixin):
 
         return await self._read(run)
 
-    async def latest(self, *, query: str = "", mailbox: str | None = None) -> Summary | None:
-        page = await self.list(query=query, mailbox=mailbox, limit=1)
+    async def latest(self, *, query: Query = "", mailbox: str | None = None,
+                     tz: tzinfo | None = None) -> Summary | None:
+        page = await self.list(query=query, mailbox=mailbox, limit=1, tz=tz)
         return page.messages[0] if page.messages else None
 
-    async def count(self, *, query: str = "", mailbox: str | None = None) -> int:
-        where, params = self._view(mailbox, query)
+    async def count(self, *, query: Query = "", mailbox: str | None = None, tz: tzinfo | None = None) -> int:
+        where, params = self._view(mailbox, query, tz)
         return await self._read(
             lambda conn: conn.execute(f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0])
 
@@ -661,7 +672,7 @@ class SQLiteStore(ImapStoreMixin):
 
         return await self._read(run)
 
-    async def uids(self, *, mailbox: str | None = None, query: str = "") -> list[int]:
+    async def uids(self, *, mailbox: str | None = None, query: Query = "") -> list[int]:
         where, params = self._view(mailbox, query)
         return await self._read(lambda conn: [r[0] for r in conn.execute(
             f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.uid", params)])
@@ -693,8 +704,9 @@ class SQLiteStore(ImapStoreMixin):
                                              "read": read})
         return [i for _, i in changed]
 
-    async def set_read_matching(self, read: bool, *, query: str = "", mailbox: str | None = None) -> list[str]:
-        where, params = self._view(mailbox, query)
+    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: str | None = None,
+                                tz: tzinfo | None = None) -> list[str]:
+        where, params = self._view(mailbox, query, tz)
 
         def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
             return conn.execute(f"UPDATE messages AS m SET read = ? WHERE {where} AND m.read != ? RETURNING uid, id",
@@ -729,8 +741,9 @@ class SQLiteStore(ImapStoreMixin):
         deleted = await self._delete_found(lambda conn: self._rows_where_in(conn, "id", ids))
         return list(deleted["ids"]) if deleted else []
 
-    async def delete_matching(self, *, query: str = "", mailbox: str | None = None) -> list[str]:
-        where, params = self._view(mailbox, query)
+    async def delete_matching(self, *, query: Query = "", mailbox: str | None = None,
+                              tz: tzinfo | None = None) -> list[str]:
+        where, params = self._view(mailbox, query, tz)
         deleted = await self._delete_found(
             lambda conn: conn.execute(f"SELECT m.uid, m.id FROM messages m WHERE {where}", params).fetchall())
         return list(deleted["ids"]) if deleted else []

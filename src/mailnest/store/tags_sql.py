@@ -10,11 +10,10 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from .. import events, search
-from ..models import Envelope, Page, Summary
+from ..models import Envelope, Summary
 from ..tags import TagRule, unique
 
 if TYPE_CHECKING:
@@ -26,26 +25,6 @@ _CHUNK = 500
 _HAS_TAG = "EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ? COLLATE NOCASE)"
 
 
-def _view_any(queries: Sequence[str], tz: tzinfo | None, mailbox: str | None) -> tuple[str, list[Any]]:
-    """WHERE over `messages AS m`: delivered mail (in a mailbox) matching any of the queries ("" matches all)."""
-    where = ["m.folder = ''"]
-    params: list[Any] = []
-    if mailbox:
-        where.append("m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)")
-        params.append(mailbox.lower())
-    alternatives: list[str] = []
-    for query in queries:
-        compiled = search.compile(query, tz=tz)
-        if compiled is search.MATCH_ALL:
-            alternatives = []
-            break
-        alternatives.append(f"({compiled.where})")
-        params.extend(compiled.params)
-    if alternatives:
-        where.append("(" + " OR ".join(alternatives) + ")")
-    return " AND ".join(where), params
-
-
 class TagStoreMixin:
     hub: Hub
     _tag_rules: tuple[tuple[TagRule, search.Filter], ...] = ()
@@ -54,6 +33,7 @@ class TagStoreMixin:
         async def _read(self, fn: Callable[..., Any], *args: Any) -> Any: ...
         async def _write(self, fn: Callable[..., Any], *args: Any) -> Any: ...
         def _delete_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> dict[str, list[Any]] | None: ...
+        def _all_tags(self, conn: sqlite3.Connection) -> tuple[str, ...]: ...
 
     # -- rules, at ingest ------------------------------------------------------------------------------------
 
@@ -120,63 +100,7 @@ class TagStoreMixin:
         lowered = name.lower()
         return await self._retag(name, lambda tags: tuple(t for t in tags if t.lower() != lowered))
 
-    # -- searches beyond the Store protocol ---------------------------------------------------------------------
-
-    async def page_any(self, queries: Sequence[str] = ("",), *, tz: tzinfo | None = None, mailbox: str | None = None,
-                       start: int = 0, limit: int = 50) -> tuple[Page, int]:
-        """Like `list`, for messages matching any of `queries` (dates in `tz`); also returns how many of the
-        matching messages are unread."""
-        from .sqlite import _SUMMARY_COLUMNS, summary_from_row  # sqlite.py imports this module
-
-        base_where, base_params = _view_any((), None, mailbox)
-        where, params = _view_any(queries, tz, mailbox)
-
-        def run(conn: sqlite3.Connection) -> tuple[Page, int]:
-            total, unread = conn.execute(
-                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {base_where}", base_params
-            ).fetchone()
-            if where == base_where:
-                matching, matching_unread = total, unread
-            else:
-                matching, matching_unread = conn.execute(
-                    f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}", params).fetchone()
-            rows = conn.execute(
-                f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY m.uid DESC LIMIT ? OFFSET ?",
-                [*params, limit, start]).fetchall()
-            page = Page(total=total, unread=unread, messages_count=matching, start=start,
-                        messages=tuple(summary_from_row(r) for r in rows), tags=self._all_tags(conn))
-            return page, matching_unread
-
-        page, matching_unread = await self._read(run)
-        return page, int(matching_unread)
-
-    async def delete_any(self, queries: Sequence[str], *, tz: tzinfo | None = None,
-                         mailbox: str | None = None) -> list[str]:
-        where, params = _view_any(queries, tz, mailbox)
-
-        def run(conn: sqlite3.Connection) -> dict[str, list[Any]] | None:
-            rows = conn.execute(f"SELECT m.uid, m.id FROM messages m WHERE {where}", params).fetchall()
-            return self._delete_rows(conn, rows)
-
-        deleted = await self._write(run)
-        if not deleted:
-            return []
-        self.hub.publish(events.DELETE, deleted)
-        return list(deleted["ids"])
-
-    async def set_read_any(self, read: bool, queries: Sequence[str], *, tz: tzinfo | None = None,
-                           mailbox: str | None = None) -> list[str]:
-        where, params = _view_any(queries, tz, mailbox)
-
-        def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
-            return conn.execute(f"UPDATE messages AS m SET read = ? WHERE {where} AND m.read != ? RETURNING uid, id",
-                                [int(read), *params, int(read)]).fetchall()
-
-        changed = await self._write(run)
-        if changed:
-            self.hub.publish(events.UPDATE, {"ids": [i for _, i in changed], "uids": [u for u, _ in changed],
-                                             "read": read})
-        return [i for _, i in changed]
+    # -- beyond the Store protocol -------------------------------------------------------------------------
 
     async def raw_with_envelopes(self, ids: Sequence[str]) -> dict[str, tuple[bytes, Envelope]]:
         """Raw bytes and SMTP envelope of many messages in one read (MailHog's shapes need both)."""

@@ -1,15 +1,33 @@
-"""The ASGI application: the routes table of the HTTP listener."""
+"""The ASGI application: the routes table of the HTTP listener.
+
+Order matters where paths overlap: Mailpit's routes come before MailHog's (`GET /api/v1/messages` is Mailpit's),
+and the web UI's routes (the page and `/view/...`) come last.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..chaos import Chaos
 from ..search import QueryError
-from .api import Api, ApiError, handle_api_error, handle_query_error
+from .api import Api, ApiError, Context, handle_api_error, handle_query_error
+from .application import Application, RuntimeCounters
+from .chaos_api import ChaosApi
+from .checks import Checks
+from .compat_mailhog import MailHog
+from .events import LiveEvents
+from .openapi import OpenApi
+from .send import SendApi
+from .tagging import Tagging
 
 if TYPE_CHECKING:
     from ..runtime import MailServer
@@ -17,9 +35,104 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailnest.http")
 
 
+class Cors:
+    """CORS for `/api/` when `Config.cors_origins` is set (`*` allows any origin), as Mailpit's
+    --api-cors: the allowed origin is echoed back, and a preflight (OPTIONS) is answered here."""
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        self.app = app
+        self.origins = frozenset(origins)
+
+    def _allowed(self, origin: str | None) -> str | None:
+        if not origin or not self.origins:
+            return None
+        if "*" in self.origins:
+            return "*"
+        return origin if origin in self.origins else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        allowed = self._allowed(headers.get("origin"))
+        extra = [(b"access-control-allow-origin", allowed.encode()), (b"vary", b"Origin"),
+                 (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
+                 (b"access-control-allow-headers", b"*")] if allowed else []
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            response = Response(b"", status_code=200 if allowed else 403, media_type="text/plain")
+            response.raw_headers.extend(extra)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def merged(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """One Route per path, dispatching on the method, so a wrong method gets a 405 whose Allow header lists every
+    method the path has (Starlette would list only those of the first route with that path)."""
+    by_path: dict[str, dict[str, Any]] = {}
+    order: list[BaseRoute | str] = []
+    for route in routes:
+        if type(route) is not Route:
+            order.append(route)
+            continue
+        methods = by_path.get(route.path)
+        if methods is None:
+            methods = by_path[route.path] = {}
+            order.append(route.path)
+        for method in route.methods or ():
+            methods.setdefault(method, route.endpoint)
+    out: list[BaseRoute] = []
+    for item in order:
+        if not isinstance(item, str):
+            out.append(item)
+            continue
+        endpoints = by_path[item]
+
+        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
+            return await endpoints[request.method](request)  # type: ignore[no-any-return]
+
+        out.append(Route(item, dispatch, methods=list(endpoints)))
+    return out
+
+
+def _ui_routes(server: Any) -> list[BaseRoute]:
+    try:
+        from .ui import ui_routes
+    except ImportError:
+        return []
+    return list(ui_routes(server.store, server.config))
+
+
 def create_app(server: MailServer) -> Starlette:
-    routes: list[BaseRoute] = [*Api(server.store).routes()]
+    chaos = getattr(server, "chaos", None)
+    if chaos is None:  # an embedding runtime without chaos wiring: the API still works, chaos stays off
+        chaos = Chaos.from_config(server.config)
+    context = Context(store=server.store, config=server.config, chaos=chaos,
+                      outputs=getattr(server, "outputs", None))
+    api = Api(context)
+    checks = Checks(context, api)
+    routes: list[BaseRoute] = [
+        *api.routes(),
+        *checks.routes(),
+        *SendApi(context).routes(),
+        *Tagging(context).routes(),
+        *Application(context, RuntimeCounters(server.hub)).routes(),
+        *ChaosApi(context).routes(),
+        *LiveEvents(server.store, server.hub, server.config.cors_origins).routes(),
+        *OpenApi().routes(),
+        *MailHog(context, checks).routes(),
+        *_ui_routes(server),
+    ]
+
     return Starlette(
-        routes=routes,
+        routes=merged(routes),
+        middleware=[Middleware(Cors, origins=server.config.cors_origins)],
         exception_handlers={ApiError: handle_api_error, QueryError: handle_query_error},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,20 +45,39 @@ def summary(s: Summary) -> dict[str, Any]:
 
 
 def page(p: Page) -> dict[str, Any]:
+    """Mailpit's MessagesSummary; `messages_unread` counts the unread among the matching messages."""
     return {
         "total": p.total,
         "unread": p.unread,
         "count": len(p.messages),
         "messages_count": p.messages_count,
+        "messages_unread": p.messages_unread,
         "start": p.start,
         "tags": list(p.tags),
         "messages": [summary(s) for s in p.messages],
     }
 
 
-def attachment(a: Attachment) -> dict[str, Any]:
-    return {"PartID": a.part_id, "FileName": a.filename, "ContentType": a.content_type,
-            "ContentID": a.content_id, "Size": a.size}
+def attachment(a: Attachment, checksums: Mapping[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"PartID": a.part_id, "FileName": a.filename or a.content_id,
+                           "ContentType": a.content_type, "ContentID": a.content_id, "Size": a.size}
+    if checksums is not None:
+        out["Checksums"] = dict(checksums)
+    return out
+
+
+_ANGLE = re.compile(r"<([^<>]*)>")
+
+
+def list_unsubscribe(header: str, post: str = "") -> dict[str, Any]:
+    """Mailpit's ListUnsubscribe: the header, its <URI>s, and what is wrong with it (RFC 2369)."""
+    links = [link.strip() for link in _ANGLE.findall(header) if link.strip()]
+    errors = ""
+    if header.strip() and not links:
+        errors = "no <URI> found in List-Unsubscribe"
+    elif any(not link.lower().startswith(("mailto:", "https:", "http:")) for link in links):
+        errors = "List-Unsubscribe has a URI that is neither mailto: nor http(s):"
+    return {"Header": header, "Links": links, "Errors": errors, "HeaderPost": post}
 
 
 def envelope(e: Envelope) -> dict[str, Any]:
@@ -73,8 +94,10 @@ def envelope(e: Envelope) -> dict[str, Any]:
     }
 
 
-def message(m: Message) -> dict[str, Any]:
+def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """Mailpit's Message, plus mailnest's Envelope. `checksums` maps a part ID to its {MD5, SHA1, SHA256}."""
     s = m.summary
+    sums = checksums or {}
     return {
         "ID": s.id,
         "MessageID": s.message_id,
@@ -85,7 +108,7 @@ def message(m: Message) -> dict[str, Any]:
         "ReplyTo": addresses(s.reply_to),
         "ReturnPath": m.return_path,
         "Subject": s.subject,
-        "ListUnsubscribe": {"Header": m.list_unsubscribe, "Links": [], "Errors": "", "HeaderPost": ""},
+        "ListUnsubscribe": list_unsubscribe(m.list_unsubscribe),
         "Date": rfc3339(m.date or s.created),
         "Created": rfc3339(s.created),
         "Tags": list(s.tags),
@@ -94,7 +117,25 @@ def message(m: Message) -> dict[str, Any]:
         "Text": m.text,
         "HTML": m.html,
         "Size": s.size,
-        "Inline": [attachment(a) for a in m.inline],
-        "Attachments": [attachment(a) for a in m.attachments],
+        "Inline": [attachment(a, sums.get(a.part_id)) for a in m.inline],
+        "Attachments": [attachment(a, sums.get(a.part_id)) for a in m.attachments],
         "Envelope": envelope(m.envelope),
     }
+
+
+def canonical_header(name: str) -> str:
+    """A header name as Mailpit (Go's net/textproto) spells it: `message-ID` -> `Message-Id`."""
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
+def headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Mailpit's MessageHeaders: each name (canonical spelling) with all its values, in message order."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(canonical_header(name), []).append(value)
+    return grouped
+
+
+def stats(total: int, unread: int, version: str) -> dict[str, Any]:
+    """The data of Mailpit's `stats` event."""
+    return {"Total": total, "Unread": unread, "Version": version}

@@ -1,0 +1,183 @@
+"""Webhooks (`--webhook URL`): a POST of each new message's summary, in Mailpit's shape, to every configured URL.
+
+The body is the message summary exactly as the `new` event and `GET /api/v1/messages` give it (Mailpit's
+webhook sends the same), with `Content-Type: application/json` and `User-Agent: mailnest/VERSION`.
+
+Ingest never waits for a webhook: the hub listener only appends to a bounded in-memory queue per URL; a worker
+per URL posts in arrival order. A failed POST (connection refused, timeout, any status outside 2xx) is retried
+with exponential backoff (1 s, 2 s, 4 s ... at most 60 s apart) up to 5 attempts, then given up and logged as an
+error with the message ID. Nothing is dropped silently: when a queue is full (the endpoint has been failing for
+a long time), new summaries for it are refused and an error is logged with the running count; at shutdown,
+undelivered summaries are logged with their count. `stats()` has the figures.
+
+Tunables in `Config.extra`: `webhook_attempts` (5), `webhook_backoff` (1.0 s), `webhook_max_backoff` (60.0 s),
+`webhook_timeout` (10.0 s), `webhook_queue` (10000 summaries per URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .. import __version__
+from ..config import Config, ConfigError
+from ..events import NEW, Event, Hub
+from ..models import Summary
+from ..web import json as render
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0  # close() lets queued POSTs finish for this long
+
+
+@dataclass
+class _Target:
+    url: str
+    queue: deque[tuple[str, bytes]] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    delivered: int = 0
+    failed: int = 0
+    dropped: int = 0
+    task: asyncio.Task[None] | None = None
+    busy: bool = False
+
+
+def check_url(url: str) -> str:
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"--webhook {url!r}: expected an http:// or https:// URL")
+    return url
+
+
+class WebhookDispatcher:
+    """Posts each new message's summary to every URL. `start()` on the running loop; `close()` before the store."""
+
+    def __init__(self, urls: Sequence[str], hub: Hub, *, attempts: int = 5, backoff: float = 1.0,
+                 max_backoff: float = 60.0, timeout: float = 10.0, queue_size: int = 10000) -> None:
+        self.hub = hub
+        self.urls = [check_url(u) for u in urls]
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.queue_size = max(1, queue_size)
+        self._targets: list[_Target] = []
+        self._client: httpx.AsyncClient | None = None
+        self._listening = False
+
+    @classmethod
+    def from_config(cls, config: Config, hub: Hub) -> WebhookDispatcher | None:
+        if not config.webhooks:
+            return None
+        extra: dict[str, Any] = config.extra
+        return cls(config.webhooks, hub, attempts=int(extra.get("webhook_attempts", 5)),
+                   backoff=float(extra.get("webhook_backoff", 1.0)),
+                   max_backoff=float(extra.get("webhook_max_backoff", 60.0)),
+                   timeout=float(extra.get("webhook_timeout", 10.0)),
+                   queue_size=int(extra.get("webhook_queue", 10000)))
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False,
+                                         headers={"User-Agent": f"mailnest/{__version__}",
+                                                  "Content-Type": "application/json"})
+        loop = asyncio.get_running_loop()
+        for url in self.urls:
+            target = _Target(url)
+            target.task = loop.create_task(self._run(target), name=f"mailnest-webhook-{url}")
+            self._targets.append(target)
+        self._listening = True
+        self.hub.add_listener(self._on_event)
+        log.info("webhooks: posting every new message to %s", ", ".join(self.urls))
+
+    def _on_event(self, event: Event) -> None:
+        # Runs inside Hub.publish, on the ingest path: render once and queue, never wait.
+        if not self._listening or event.type != NEW or not isinstance(event.data, Summary):
+            return
+        body = json.dumps(render.summary(event.data), ensure_ascii=False).encode()
+        for target in self._targets:
+            if len(target.queue) >= self.queue_size:
+                target.dropped += 1
+                log.error("webhook %s: queue full (%d waiting), message %s NOT posted; %d refused so far",
+                          target.url, len(target.queue), event.data.id, target.dropped)
+                continue
+            target.queue.append((event.data.id, body))
+            target.wakeup.set()
+
+    def _delay(self, attempt: int) -> float:
+        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+
+    async def _post(self, url: str, body: bytes) -> str | None:
+        """None on success, else why it failed."""
+        assert self._client is not None
+        try:
+            response = await self._client.post(url, content=body)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}"
+
+    async def _run(self, target: _Target) -> None:
+        while True:
+            if not target.queue:
+                target.wakeup.clear()
+                await target.wakeup.wait()
+                continue
+            message_id, body = target.queue[0]
+            target.busy = True
+            try:
+                for attempt in range(1, self.attempts + 1):
+                    reason = await self._post(target.url, body)
+                    if reason is None:
+                        target.delivered += 1
+                        break
+                    if attempt == self.attempts:
+                        target.failed += 1
+                        log.error("webhook %s: gave up on message %s after %d attempts: %s", target.url, message_id,
+                                  attempt, reason)
+                        break
+                    log.warning("webhook %s: message %s: %s; retrying in %.1fs", target.url, message_id, reason,
+                                self._delay(attempt))
+                    await asyncio.sleep(self._delay(attempt))
+            finally:
+                target.busy = False
+            target.queue.popleft()
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {t.url: {"delivered": t.delivered, "failed": t.failed, "refused": t.dropped,
+                        "pending": len(t.queue)} for t in self._targets}
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued summary has been posted or given up (for tests)."""
+        async def drained() -> None:
+            while any(t.queue or t.busy for t in self._targets):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(drained(), timeout)
+
+    async def close(self) -> None:
+        self._listening = False
+        if self._client is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await self.flush(CLOSE_TIMEOUT)
+        for target in self._targets:
+            if target.task is not None:
+                target.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await target.task
+            if target.queue:
+                log.error("webhook %s: %d message(s) not posted at shutdown (first: %s)", target.url,
+                          len(target.queue), target.queue[0][0])
+        await self._client.aclose()
+        self._client = None

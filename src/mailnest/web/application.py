@@ -1,0 +1,105 @@
+"""Mailpit's "application" routes: `GET /api/v1/info` (runtime figures) and `GET /api/v1/webui` (UI settings)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import __version__, events
+from ..events import Event, Hub
+from .api import Context
+
+
+class RuntimeCounters:
+    """Mailpit's RuntimeStats, counted from the hub since start (mailnest counts every new message, whatever
+    front door it came through, as accepted)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.accepted = 0
+        self.accepted_size = 0
+        self.deleted = 0
+        hub.add_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == events.NEW:
+            self.accepted += 1
+            self.accepted_size += int(getattr(event.data, "size", 0) or 0)
+        elif event.type in (events.DELETE, events.PRUNE) and isinstance(event.data, dict):
+            self.deleted += len(event.data.get("ids") or ())
+
+
+class Application:
+    def __init__(self, context: Context, counters: RuntimeCounters) -> None:
+        self.context = context
+        self.counters = counters
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/info", self.info, methods=["GET"]),
+            Route("/api/v1/webui", self.webui, methods=["GET"]),
+        ]
+
+    async def info(self, request: Request) -> Response:
+        store = self.context.store
+        stats = await store.stats()
+        tag_counts = await store.tag_counts()  # type: ignore[attr-defined]
+        path = getattr(store, "path", "")
+        counters = self.counters
+        return JSONResponse({
+            "Version": __version__,
+            "LatestVersion": "",
+            "Database": str(path),
+            "DatabaseSize": _file_size(path),
+            "Messages": stats.total,
+            "Unread": stats.unread,
+            "Tags": tag_counts,
+            "RuntimeStats": {"Uptime": int(time.time() - self.context.started), "Memory": _rss(),
+                             "MessagesDeleted": counters.deleted, "SMTPAccepted": counters.accepted,
+                             "SMTPAcceptedSize": counters.accepted_size, "SMTPRejected": 0, "SMTPIgnored": 0},
+        })
+
+    async def webui(self, request: Request) -> Response:
+        return JSONResponse(webui_config(self.context))
+
+
+def webui_config(context: Context) -> dict[str, Any]:
+    """Mailpit's WebUIConfiguration. `MessageRelay.Enabled` tells the UI whether to offer "release"."""
+    config = context.config
+    allowed = ", ".join(config.relay_allow)
+    return {
+        "Label": "",
+        "MessageRelay": {
+            "Enabled": bool(config.relay),
+            "SMTPServer": config.relay or "",
+            "ReturnPath": "",
+            "AllowedRecipients": allowed,
+            "BlockedRecipients": "",
+            "OverrideFrom": "",
+            "PreserveMessageIDs": True,
+            "RecipientAllowlist": allowed,
+        },
+        "SpamAssassin": False,
+        "ChaosEnabled": context.chaos.enabled,
+        "DuplicatesIgnored": False,
+        "HideDeleteAllButton": False,
+    }
+
+
+def _file_size(path: object) -> int:
+    try:
+        return os.path.getsize(str(path)) if path else 0
+    except OSError:
+        return 0
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -1,0 +1,266 @@
+"""Live events: Mailpit's websocket (/api/events) and the same stream over SSE (/api/v1/events), with real clients
+(the websockets library, httpx streaming), the origin check, and a client too slow to keep up."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket as socket_module
+import struct
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from mailnest import Config, ServerThread, events
+from mailnest.events import Event
+from mailnest.models import Address, Envelope, Stats, Summary
+from mailnest.web.events import batches, frames, origin_allowed
+from tests.conftest import send
+
+# -- the pure parts ------------------------------------------------------------------------------------------
+
+
+def summary(id_: str = "abc") -> Summary:
+    return Summary(id=id_, uid=1, message_id="m@x", read=False, from_=Address("A", "a@example.com"), to=(),
+                   cc=(), bcc=(), reply_to=(), subject="Hi", created=datetime(2026, 1, 2, tzinfo=UTC), size=10,
+                   attachments=0, snippet="", tags=("t",))
+
+
+def decoded(event: Event) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in frames(event)]
+
+
+def test_frames_follow_mailpit_shapes() -> None:
+    new = decoded(Event(events.NEW, summary()))
+    assert new[0]["Type"] == "new" and new[0]["Data"]["ID"] == "abc" and new[0]["Data"]["Tags"] == ["t"]
+    assert decoded(Event(events.UPDATE, {"ids": ["a", "b"], "uids": [1, 2], "read": True})) == [
+        {"Type": "update", "Data": {"ID": "a", "Read": True}}, {"Type": "update", "Data": {"ID": "b", "Read": True}}]
+    assert decoded(Event(events.UPDATE, {"ids": ["a"], "tags": ["x"]})) == [
+        {"Type": "update", "Data": {"ID": "a", "Tags": ["x"]}}]
+    assert decoded(Event(events.UPDATE, {"ids": ["a"], "uids": [1], "flags": {"1": ["\\Flagged"]}})) == []
+    assert decoded(Event(events.DELETE, {"ids": ["a"], "uids": [1]})) == [
+        {"Type": "delete", "Data": {"ID": "a", "IDs": ["a"]}}]
+    many = [str(i) for i in range(500)]
+    assert decoded(Event(events.DELETE, {"ids": many})) == [{"Type": "prune", "Data": {"IDs": many}}]
+    assert decoded(Event(events.UPDATE, {"ids": many, "read": True})) == [{"Type": "prune", "Data": None}]
+    assert decoded(Event(events.PRUNE, {"ids": ["a"], "uids": [1]})) == [{"Type": "prune", "Data": {"IDs": ["a"]}}]
+    assert decoded(Event(events.TRUNCATE)) == [{"Type": "truncate", "Data": None}]
+    assert decoded(Event(events.STATS, Stats(3, 1, 100)))[0]["Data"]["Total"] == 3
+    assert decoded(Event(events.ERROR, "disk full"))[0]["Data"]["Message"] == "disk full"
+
+
+def test_batches_join_events_by_lines_within_a_size() -> None:
+    assert batches(["a", "b", "c"]) == ["a\nb\nc"]
+    assert batches(["aaaa", "bbbb", "cc"], limit=9) == ["aaaa\nbbbb", "cc"]
+    assert batches(["x" * 20], limit=9) == ["x" * 20]
+    assert batches([]) == []
+
+
+@pytest.mark.parametrize(("headers", "allowed", "ok"), [
+    ({"host": "127.0.0.1:8025"}, (), True),
+    ({"host": "127.0.0.1:8025", "origin": "http://127.0.0.1:8025"}, (), True),
+    ({"host": "127.0.0.1:8025", "origin": "http://evil.example"}, (), False),
+    ({"host": "127.0.0.1:8025", "origin": "null"}, (), False),
+    ({"host": "127.0.0.1:8025", "origin": "http://app.test:3000"}, ("http://app.test:3000",), True),
+    ({"host": "127.0.0.1:8025", "origin": "http://other.test"}, ("http://app.test:3000",), False),
+    ({"host": "127.0.0.1:8025", "origin": "http://other.test"}, ("*",), True),
+])
+def test_origin_check(headers: dict[str, str], allowed: tuple[str, ...], ok: bool) -> None:
+    assert origin_allowed(headers, allowed) is ok
+
+
+# -- websocket ------------------------------------------------------------------------------------------------
+
+
+def ws_url(server: ServerThread, path: str = "/api/events") -> str:
+    return server.http_url.replace("http://", "ws://") + path
+
+
+@pytest.fixture
+def socket(server: ServerThread) -> Iterator[ClientConnection]:
+    with connect(ws_url(server), open_timeout=10) as ws:
+        yield ws
+
+
+def next_of(ws: ClientConnection, type_: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in str(ws.recv(timeout=max(0.01, deadline - time.monotonic()))).split("\n"):
+            event = json.loads(line)
+            if event["Type"] == type_:
+                return event
+
+
+def test_websocket_stream(server: ServerThread, api: httpx.Client, socket: ClientConnection) -> None:
+    first = json.loads(str(socket.recv(timeout=10)).split("\n")[0])
+    assert first == {"Type": "stats", "Data": {"Total": 0, "Unread": 0, "Version": first["Data"]["Version"]}}
+    send(server, subject="live one")
+    new = next_of(socket, "new")["Data"]
+    assert new["Subject"] == "live one" and new["Read"] is False and "Snippet" in new
+    assert next_of(socket, "stats")["Data"]["Total"] == 1
+    api.put("/api/v1/messages", json={"IDs": [new["ID"]], "Read": True})
+    assert next_of(socket, "update")["Data"] == {"ID": new["ID"], "Read": True}
+    api.put("/api/v1/tags", json={"IDs": [new["ID"]], "Tags": ["Live"]})
+    assert next_of(socket, "update")["Data"] == {"ID": new["ID"], "Tags": ["Live"]}
+    api.request("DELETE", "/api/v1/messages", json={"IDs": [new["ID"]]})
+    assert next_of(socket, "delete")["Data"]["ID"] == new["ID"]
+    send(server, subject="two")
+    next_of(socket, "new")
+    api.delete("/api/v1/messages")
+    assert next_of(socket, "truncate")["Data"] is None
+    assert next_of(socket, "stats")["Data"]["Total"] == 0
+
+
+def test_websocket_refuses_other_sites(server: ServerThread) -> None:
+    with pytest.raises(InvalidStatus) as caught:
+        connect(ws_url(server), origin="http://evil.example", open_timeout=10)
+    assert caught.value.response.status_code == 403
+    with connect(ws_url(server), origin=server.http_url, open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["Type"] == "stats"
+
+
+@pytest.mark.parametrize("server_config", [Config(cors_origins=("http://app.test:3000",))])
+def test_cors_origins_may_use_the_stream(server: ServerThread, api: httpx.Client) -> None:
+    with connect(ws_url(server), origin="http://app.test:3000", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["Type"] == "stats"
+    with pytest.raises(InvalidStatus):
+        connect(ws_url(server), origin="http://else.test", open_timeout=10)
+    response = api.get("/api/v1/info", headers={"Origin": "http://app.test:3000"})
+    assert response.headers["access-control-allow-origin"] == "http://app.test:3000"
+    assert "access-control-allow-origin" not in api.get("/api/v1/info", headers={"Origin": "http://x.test"}).headers
+    preflight = api.options("/api/v1/messages", headers={"Origin": "http://app.test:3000",
+                                                         "Access-Control-Request-Method": "DELETE"})
+    assert preflight.status_code == 200 and "DELETE" in preflight.headers["access-control-allow-methods"]
+
+
+def big_message(index: int) -> bytes:
+    subject = f"bulk {index} " + "x" * 3000
+    return f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+
+
+class StuckClient:
+    """A websocket client on a raw socket with a tiny receive buffer, which does not read until told to: the
+    server's writes to it block as they would to a stalled browser tab on a slow network."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket_module.socket()
+        self.sock.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.settimeout(30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                          .encode())
+        self.buffer = b""
+        head = self._until(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split()[1] == b"101", head
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("the server closed the connection")
+        self.buffer += chunk
+
+    def _read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def recv(self) -> list[dict[str, Any]]:
+        """The events of the next text frame (server frames are unmasked; one JSON object per line)."""
+        while True:
+            first, second = self._read(2)
+            size = second & 0x7F
+            if size == 126:
+                size = struct.unpack(">H", self._read(2))[0]
+            elif size == 127:
+                size = struct.unpack(">Q", self._read(8))[0]
+            payload = self._read(size)
+            if first & 0x0F == 1:
+                return [json.loads(line) for line in payload.split(b"\n")]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_stuck_client_never_slows_ingest_and_is_told_to_reload(server: ServerThread) -> None:
+    envelope = Envelope(mail_from="a@example.com", rcpt_tos=("b@example.com",))
+
+    async def ingest(count: int) -> None:
+        await asyncio.gather(*(server.store.add(big_message(i), envelope) for i in range(count)))
+
+    stuck = StuckClient(server.http_port)
+    try:
+        with connect(ws_url(server), open_timeout=10) as healthy:
+            assert json.loads(healthy.recv(timeout=10))["Type"] == "stats"
+            started = time.monotonic()
+            server.call(ingest(3000), timeout=120)
+            assert time.monotonic() - started < 30  # the stuck client held nothing up
+            news = 0
+            while news < 3000:  # the healthy client got every message
+                for line in str(healthy.recv(timeout=30)).split("\n"):
+                    event = json.loads(line)
+                    news += event["Type"] == "new"
+                    assert event["Type"] != "prune"
+        # The stuck client, once it reads again, finds it was told to reload, then fresh stats.
+        types: list[str] = []
+        done = False
+        while not done:
+            for event in stuck.recv():
+                types.append(event["Type"])
+                done = done or (event["Type"] == "stats" and "prune" in types and event["Data"]["Total"] == 3000)
+        assert types.count("new") < 3000
+    finally:
+        stuck.close()
+
+
+# -- server-sent events ----------------------------------------------------------------------------------------
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
+
+
+def test_server_sent_events(server: ServerThread, api: httpx.Client) -> None:
+    with httpx.Client(base_url=server.http_url, timeout=10) as client, client.stream("GET", "/api/v1/events") as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        received = sse_events(stream)
+        assert next(received)["Type"] == "stats"
+        send(server, subject="over SSE")
+        event = next(e for e in received if e["Type"] == "new")
+        assert event["Data"]["Subject"] == "over SSE"
+        api.put("/api/v1/messages", json={"IDs": [event["Data"]["ID"]], "Read": True})
+        assert next(e for e in received if e["Type"] == "update")["Data"]["Read"] is True
+    assert api.get("/api/v1/events", headers={"Origin": "http://evil.example"}).status_code == 403
+
+
+def test_many_clients_come_and_go(server: ServerThread, api: httpx.Client) -> None:
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(ws_url(server), open_timeout=10)) for _ in range(5)]
+        for ws in sockets:
+            json.loads(ws.recv(timeout=10))
+        sockets[0].close()
+        sockets[1].socket.close()  # gone without a goodbye
+        send(server, subject="for the rest")
+        for ws in sockets[2:]:
+            assert next_of(ws, "new")["Data"]["Subject"] == "for the rest"
+    assert api.get("/livez").status_code == 200
