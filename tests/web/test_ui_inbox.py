@@ -29,6 +29,22 @@ def test_new_mail_appears_live_without_reload(ui: UI) -> None:
     ui.page.wait_for_function("() => document.title === '(2) mailnest'")
 
 
+def test_a_burst_of_mail_arrives_live_in_full(ui: UI) -> None:
+    """Events that pile up within milliseconds reach the page as one batched websocket message."""
+    import asyncio
+
+    ui.open()
+    envelope = Envelope("burst@example.com", ("alice@example.com",))
+
+    async def burst() -> None:
+        await asyncio.gather(*(ui.server.store.add(f"Subject: burst {i}\r\n\r\nx\r\n".encode(), envelope)
+                               for i in range(12)))
+
+    ui.server.call(burst())
+    ui.page.wait_for_function("() => document.querySelectorAll('.row[data-id]').length === 12", timeout=8000)
+    assert sorted(ui.subjects()) == sorted(f"burst {i}" for i in range(12))
+
+
 def test_row_shows_sender_recipients_subject_snippet_time_and_marks(ui: UI) -> None:
     mail(ui.server, subject="With a file", sender="Ann Example <ann@example.com>", to=("bob@example.com",),
          text="The snippet of the body.\n", attachments=(("a.txt", b"hello", "text/plain"),))

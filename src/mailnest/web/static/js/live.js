@@ -25,13 +25,18 @@ export class Live {
   }
 
   dispatch(raw) {
-    let event;
-    try {
-      event = JSON.parse(raw);
-    } catch {
-      return;
+    // Like Mailpit, the server batches events that pile up within a few milliseconds into one websocket message,
+    // one JSON object per line.
+    for (const line of String(raw).split("\n")) {
+      if (!line.trim()) continue;
+      let event;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (event && typeof event.Type === "string") this.onEvent(event);
     }
-    if (event && typeof event.Type === "string") this.onEvent(event);
   }
 
   connectSocket() {
