@@ -303,7 +303,8 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
     at ingest): text terms become per-row lookups instead of sets of every match, which at 100,000 messages is
     0.1 ms instead of 10-100 ms. Lists and counts want the default.
     """
-    terms = parse(query)
+    # SQLite's FTS5 query syntax cannot carry NUL (it ends the query string); nothing indexed contains one.
+    terms = parse(query.replace("\x00", " "))
     if not terms:
         return MATCH_ALL
     fts_in: list[str] = []

@@ -196,3 +196,23 @@ def test_malformed_queries_raise_query_error(tmp_path: Path, query: str) -> None
         assert len((await store.list()).messages) == 3  # nothing else disturbed
 
     run(tmp_path, scenario)
+
+
+def test_a_nul_in_a_query_is_harmless() -> None:
+    import asyncio
+
+    from mailnest.events import Hub
+    from mailnest.models import Envelope
+    from mailnest.store.sqlite import SQLiteStore
+
+    async def main() -> None:
+        store = SQLiteStore(None, Hub())
+        await store.start()
+        try:
+            await store.add(b"Subject: zebra crossing\r\n\r\nbody\r\n", Envelope("a@x.test", ("b@x.test",)))
+            assert await store.count(query="zebra\x00crossing") == 1
+            assert await store.count(query="\x00") == 1
+        finally:
+            await store.close()
+
+    asyncio.run(main())

@@ -114,6 +114,12 @@ def test_preview_is_sanitized_under_a_script_free_policy(server: ServerThread, a
 
     latest = api.get("/view/latest.html")
     assert latest.status_code == 200 and "Hi" in latest.text
+    mail(server, subject="newer, text only")
+    assert api.get("/view/latest.txt").text.startswith("Hello there.")
+    assert api.get("/view/latest.html").status_code == 404  # the newest has no HTML part
+    narrowed = api.get("/view/latest.html", params={"query": "-subject:newer"})
+    assert narrowed.status_code == 200 and "Hi" in narrowed.text
+    assert api.get("/view/latest.html", params={"query": 'subject:"open'}).status_code == 400
 
 
 def test_preview_of_a_missing_message_is_a_404(server: ServerThread, api: httpx.Client) -> None:
@@ -128,5 +134,5 @@ def test_preview_of_a_text_only_message_says_so(server: ServerThread, api: httpx
     mail(server, subject="plain", text="just text <b>not bold</b>\n")
     message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
     response = api.get(f"/view/{message_id}.html")
-    assert response.status_code == 200 and "no HTML part" in response.text
+    assert response.status_code == 404 and "no HTML part" in response.text  # Mailpit's status, with a reason
     assert api.get(f"/view/{message_id}.json").json() == {"ID": message_id, "RemoteImages": 0, "Links": []}

@@ -168,8 +168,9 @@ class UI:
 
     async def _message(self, request: Request) -> MailMessage | None:
         id_ = request.path_params["id"]
-        if id_ == "latest":
-            latest = await self.store.latest()
+        if id_ == "latest":  # as in the API: the newest message, or the newest matching ?query= in ?mailbox=
+            latest = await self.store.latest(query=request.query_params.get("query", ""),
+                                             mailbox=request.query_params.get("mailbox") or None)
             if latest is None:
                 return None
             id_ = latest.id
@@ -197,10 +198,10 @@ class UI:
         if message is None:
             body = sanitize.text_document("This message no longer exists.")
             return Response(body, status_code=404, media_type="text/html; charset=utf-8", headers=headers)
-        if not message.html:
+        if not message.html:  # 404 as Mailpit answers; the page in the frame still says why
             body = sanitize.text_document("This message has no HTML part.")
-        else:
-            body = sanitize.document(await self._preview(message, allow_remote=allow_remote))
+            return Response(body, status_code=404, media_type="text/html; charset=utf-8", headers=headers)
+        body = sanitize.document(await self._preview(message, allow_remote=allow_remote))
         return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
     async def view_text(self, request: Request) -> Response:
