@@ -140,6 +140,17 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                           "credentials are accepted and the user name is recorded")
     sec.add_argument("--require-auth", action="store_true", default=_env_bool("require_auth"),
                      help="refuse mail from clients that have not logged in (530 5.7.0)")
+    sec.add_argument("--http-tls", action="store_true", default=_env_bool("http_tls"),
+                     help="serve the web UI and API over HTTPS with the TLS certificate (implies --tls)")
+    sec.add_argument("--http-auth-file", metavar="FILE", type=Path, default=_default("http_auth_file", None, Path),
+                     help="require HTTP basic authentication on the UI and API with these user:password lines "
+                          "(plain or bcrypt); /livez and /readyz stay open")
+    sec.add_argument("--send-auth-file", metavar="FILE", type=Path, default=_default("send_auth_file", None, Path),
+                     help="separate accounts for the send API (POST /api/v1/send), e.g. for a test suite")
+    sec.add_argument("--cors", dest="cors_origins", metavar="ORIGIN", action="append",
+                     default=_default("cors", [], lambda v: [x for x in v.split(",") if x]),
+                     help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) call the API and open the "
+                          "event stream; repeatable; default: same origin only")
     sec.add_argument("--allow-insecure-auth", action="store_true", default=_env_bool("allow_insecure_auth"),
                      help="allow plain-text AUTH before STARTTLS even when TLS is configured")
 
@@ -202,8 +213,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
         "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
-        "relay_user", "relay_password", "chaos", "allow_private_link_check",
+        "relay_user", "relay_password", "chaos", "allow_private_link_check", "http_tls", "http_auth_file",
+        "send_auth_file",
     )}
+    fields["cors_origins"] = tuple(args.cors_origins)
     fields["tag_rules"] = tuple(args.tag_rules)
     fields["webhooks"] = tuple(args.webhooks)
     fields["handlers"] = tuple(args.handlers)
@@ -248,10 +261,11 @@ async def _serve(config: Config) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-        if config.auth_file is not None:
-            from .auth import Credentials
+        from .auth import Credentials
 
-            Credentials.load(config.auth_file)  # a bad file is a start-up error, said before binding anything
+        for accounts in (config.auth_file, config.http_auth_file, config.send_auth_file):
+            if accounts is not None:
+                Credentials.load(accounts)  # a bad file is a start-up error, said before binding anything
     except ConfigError as exc:
         print(f"mailnest: {exc}", file=sys.stderr)
         return 2

@@ -132,6 +132,7 @@ class Config:
     auth_file: Path | None = None
     require_auth: bool = False
     allow_insecure_auth: bool = False
+    http_tls: bool = False  # serve the UI and API over HTTPS with the TLS certificate
     http_auth_file: Path | None = None
     send_auth_file: Path | None = None
     cors_origins: tuple[str, ...] = ()

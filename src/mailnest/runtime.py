@@ -131,7 +131,7 @@ class MailServer:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.http_port}"
+        return f"{'https' if self.config.http_tls else 'http'}://{host}:{self.http_port}"
 
     def ports(self) -> dict[str, int]:
         names = ("smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s")
@@ -248,7 +248,11 @@ class MailServer:
 
         sock = _bind_socket("http", listen)
         app = create_app(self)
+        tls_files: dict[str, Any] = {}
+        if self.config.http_tls and self.tls is not None:
+            tls_files = {"ssl_certfile": str(self.tls.cert), "ssl_keyfile": str(self.tls.key)}
         uv_config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="websockets-sansio",
+                                   **tls_files,
                                    timeout_graceful_shutdown=2, log_level="warning", ws_per_message_deflate=False)
         self._http = _Uvicorn(uv_config)
         self.http_port = int(sock.getsockname()[1])

@@ -17,8 +17,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..auth import Credentials, FailureGuard
 from ..chaos import Chaos
 from ..search import QueryError
+from .access import BasicAuth
 from .api import Api, ApiError, Context, handle_api_error, handle_query_error
 from .application import Application, RuntimeCounters
 from .chaos_api import ChaosApi
@@ -131,8 +133,14 @@ def create_app(server: MailServer) -> Starlette:
         *_ui_routes(server),
     ]
 
+    config = server.config
+    ui_accounts = Credentials.load(config.http_auth_file) if config.http_auth_file else None
+    send_accounts = Credentials.load(config.send_auth_file) if config.send_auth_file else None
+    guard = getattr(server, "login_failures", None) or FailureGuard()
     return Starlette(
         routes=merged(routes),
-        middleware=[Middleware(Cors, origins=server.config.cors_origins)],
+        # CORS first: a browser's preflight carries no credentials and must still be answered.
+        middleware=[Middleware(Cors, origins=config.cors_origins),
+                    Middleware(BasicAuth, ui=ui_accounts, send_api=send_accounts, guard=guard)],
         exception_handlers={ApiError: handle_api_error, QueryError: handle_query_error},
     )
