@@ -149,17 +149,37 @@ def test_broken_mime_is_stored_as_received_listed_and_searchable(server: ServerT
     assert_still_serving(server, api)
 
 
-def test_smuggling_bare_lf_dot_does_not_end_data(server: ServerThread, api: httpx.Client) -> None:
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r", b"\n.\r",
+                                      b"\r.\n", b"\r.\r"],
+                         ids=["LF.LF", "LF.CRLF", "CR.CRLF", "CRLF.LF", "CRLF.CR", "LF.CR", "CR.LF", "CR.CR"])
+def test_smtp_smuggling_patterns_do_not_end_data(server: ServerThread, api: httpx.Client, fake_end: bytes) -> None:
+    """Only CRLF "." CRLF ends a message (RFC 5321 4.1.1.4); the other end-of-data lookalikes used to smuggle
+    a second message past a filter stay inside the first one, byte for byte."""
     c = Conversation(server.smtp_port)
     c.say(b"EHLO ok.test\r\n")
     c.say(b"MAIL FROM:<a@example.com>\r\n")
     c.say(b"RCPT TO:<b@example.com>\r\n")
     assert c.say(b"DATA\r\n").startswith(b"354")
-    smuggled = (b"Subject: outer\r\n\r\nouter body\n.\nMAIL FROM:<evil@example.com>\r\n"
-                b"RCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n\r.\r\nstill data\r\n")
+    smuggled = (b"Subject: outer\r\n\r\nouter body" + fake_end + b"MAIL FROM:<evil@example.com>\r\n"
+                b"RCPT TO:<victim@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n")
     assert c.say(smuggled + b".\r\n").startswith(b"250")
+    assert c.say(b"NOOP\r\n").startswith(b"250")  # and the session is still in step with the client
     c.close()
     listing = api.get("/api/v1/messages").json()
     assert listing["total"] == 1
-    raw = api.get(f"/api/v1/message/{listing['messages'][0]['ID']}/raw").content
-    assert raw == smuggled
+    # A "." that starts a line after CRLF is transparency (RFC 5321 4.5.2) and is removed, as for any message.
+    stored_bytes = api.get(f"/api/v1/message/{listing['messages'][0]['ID']}/raw").content
+    assert stored_bytes == smuggled.replace(b"\r\n.", b"\r\n")
+
+
+@pytest.mark.parametrize("address", [b"<a\x0bb@example.com>", b"<a\x00b@example.com>", b"<a b@example.com>",
+                                     b"<a\tb@example.com>", b"<>"])
+def test_addresses_that_could_inject_headers_are_refused(server: ServerThread, api: httpx.Client,
+                                                         address: bytes) -> None:
+    c = Conversation(server.smtp_port)
+    c.say(b"EHLO ok.test\r\n")
+    assert c.say(b"MAIL FROM:<a@example.com>\r\n").startswith(b"250")
+    assert c.say(b"RCPT TO:" + address + b"\r\n")[:1] == b"5"
+    c.close()
+    assert stored(api) == 0
+    assert_still_serving(server, api)

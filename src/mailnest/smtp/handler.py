@@ -67,6 +67,8 @@ class CaptureHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
                           mail_options: list[str]) -> str:
+        if address == "<>":
+            address = ""  # the null reverse-path of bounces: kept as an empty sender
         if not _plausible(address, allow_empty=True):
             log.info("%s: refused MAIL FROM %r: malformed address", _peer(session), address)
             return "553 5.1.7 Malformed sender address (no spaces or control characters allowed)"
@@ -76,6 +78,8 @@ class CaptureHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if address in ("", "<>"):
+            return "501 5.1.3 The null path <> is a sender only, not a recipient"
         if not _plausible(address):
             log.info("%s: refused RCPT TO %r: malformed address", _peer(session), address)
             return "553 5.1.3 Malformed recipient address (no spaces or control characters allowed)"
