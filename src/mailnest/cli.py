@@ -25,7 +25,7 @@ from .config import SERVE_DEFAULTS, Config, ConfigError, Listen, parse_duration,
 
 log = logging.getLogger("mailnest")
 
-OFF_WORDS = {"off", "none", "no", "false", "0", ""}
+OFF_WORDS = {"off", "none", "no", "false", ""}  # not "0": port 0 means "any free port"
 
 
 def _env(name: str) -> str | None:
@@ -203,9 +203,9 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                      help="also print each message to the console as it arrives (like smtpd's DebuggingServer)")
     out.add_argument("--ports-file", metavar="FILE", type=Path, default=_default("ports_file", None, Path),
                      help="write the bound ports as JSON to FILE, for scripts (useful with port 0)")
-    out.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", _default("log_level", "INFO")),
+    out.add_argument("--log-level", default=_default("log_level", os.environ.get("LOG_LEVEL", "INFO")),
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
-                     help="logging detail (default INFO; env LOG_LEVEL or MAILNEST_LOG_LEVEL)")
+                     help="logging detail (default INFO; env MAILNEST_LOG_LEVEL, or LOG_LEVEL)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

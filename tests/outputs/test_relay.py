@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from mailnest import Config, Listen, ServerThread
@@ -118,6 +119,8 @@ def test_allowed_recipients_are_relayed_and_others_never(tmp_path: Any) -> None:
             status = wait_for(settled(server, dispatcher, message_id))
             assert set(status) == {"a@allowed.test", "qa-1@example.com", "B@Allowed.Test"}
             assert all(s["Status"] == "sent" and s["Attempts"] == 1 for s in status.values())
+            relay = httpx.get(f"{server.http_url}/api/v1/message/{message_id}").json()["Relay"]
+            assert relay["a@allowed.test"]["Status"] == "sent" and "bob@forbidden.test" not in relay
             [(got_raw, mail_from, rcpts)] = received(upstream)
             assert got_raw == raw
             assert mail_from == "app@example.com"

@@ -210,3 +210,10 @@ def test_retention_prunes_oldest(server: ServerThread, api: httpx.Client) -> Non
     listing = api.get("/api/v1/messages").json()
     assert listing["total"] == 3
     assert [m["Subject"] for m in listing["messages"]] == ["r4", "r3", "r2"]
+
+
+def test_unknown_routes_and_methods_get_json_errors(server: ServerThread, api: httpx.Client) -> None:
+    missing = api.get("/api/v1/no-such-thing")
+    assert missing.status_code == 404 and "/api/v1/no-such-thing" in missing.json()["Error"]
+    wrong = api.patch("/api/v1/messages")
+    assert wrong.status_code == 405 and "allowed" in wrong.json()["Error"]

@@ -288,6 +288,8 @@ class Api:
         raw = await self.store.raw(message.id) if (message.attachments or message.inline) else None
         sums = await asyncio.to_thread(_checksums, raw, message) if raw is not None else None
         out = render.message(message, sums)
+        if self.context.outputs is not None:  # mailnest: where relaying got to, per recipient (None: not relayed)
+            out["Relay"] = self.context.outputs.relay_status(message.id)
         if not message.summary.read:
             await self.store.set_read([message.id], True)
             out["Read"] = True

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -112,6 +113,19 @@ def _ui_routes(server: Any) -> list[BaseRoute]:
     return list(ui_routes(server.store, server.config))
 
 
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods: JSON with a reason under /api/, as every other API error; plain text
+    elsewhere."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if request.url.path.startswith("/api/"):
+        reason = f"{request.method} {request.url.path}: {exc.detail}"
+        if exc.status_code == 405 and "allow" in {k.lower() for k in headers}:
+            reason += f" (allowed: {next(v for k, v in headers.items() if k.lower() == 'allow')})"
+        return JSONResponse({"Error": reason}, status_code=exc.status_code, headers=headers)
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=headers)
+
+
 def create_app(server: MailServer) -> Starlette:
     chaos = getattr(server, "chaos", None)
     if chaos is None:  # an embedding runtime without chaos wiring: the API still works, chaos stays off
@@ -142,5 +156,6 @@ def create_app(server: MailServer) -> Starlette:
         # CORS first: a browser's preflight carries no credentials and must still be answered.
         middleware=[Middleware(Cors, origins=config.cors_origins),
                     Middleware(BasicAuth, ui=ui_accounts, send_api=send_accounts, guard=guard)],
-        exception_handlers={ApiError: handle_api_error, QueryError: handle_query_error},
+        exception_handlers={ApiError: handle_api_error, QueryError: handle_query_error,
+                            HTTPException: handle_http_exception},
     )
