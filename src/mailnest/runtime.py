@@ -25,11 +25,17 @@ import uvicorn
 
 from . import tls
 from .auth import Credentials, FailureGuard, LoginChecker
+from .chaos import Chaos
 from .config import Config, Listen
 from .events import Hub
+from .imap.server import start_imap
+from .outputs import CustomHandlers, OutputDispatcher
+from .outputs.webhook import WebhookDispatcher
+from .pop3.server import checking_authenticator, start_pop3
 from .smtp.security import SMTPSecurity
 from .smtp.server import start_smtp
 from .store.sqlite import SQLiteStore
+from .tags import parse_rules
 
 log = logging.getLogger("mailnest")
 
@@ -83,10 +89,12 @@ class MailServer:
         self.hub = Hub()
         self.store = SQLiteStore(self.config.db, self.hub, max_messages=self.config.max_messages,
                                  max_age=self.config.max_age)
-        from .chaos import Chaos
-        from .tags import parse_rules
+        # Built here, so that a bad --chaos, --tag, --handler or output setting fails before anything is bound.
         self.chaos = Chaos.from_config(self.config)
         self.store.configure_tags(parse_rules(self.config.tag_rules))
+        self.custom_handlers = CustomHandlers.from_config(self.config.handlers)
+        self.outputs = OutputDispatcher(self.config, self.store, self.hub)
+        self.webhooks = WebhookDispatcher.from_config(self.config, self.hub)
         self.smtp_port: int | None = None
         self.http_port: int | None = None
         self.imap_port: int | None = None
@@ -106,11 +114,6 @@ class MailServer:
         self.tls: tls.TLSMaterial | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self._scratch: str | None = None
-        from .outputs import CustomHandlers, OutputDispatcher
-
-        # Built here so that a bad --handler or output setting fails before anything is bound.
-        self.custom_handlers = CustomHandlers.from_config(self.config.handlers)
-        self.outputs = OutputDispatcher(self.config, self.store, self.hub)
 
     # -- reporting -------------------------------------------------------------------------------------
 
@@ -160,50 +163,40 @@ class MailServer:
             self.ssl_context = tls.server_context(self.tls)
         await self.store.start()
         self._closers.append(self.store.close)
-        from .outputs.webhook import WebhookDispatcher
-        self.webhooks = WebhookDispatcher.from_config(config, self.hub)
+        # Closers run in reverse: webhooks and outputs flush before the store closes.
         if self.webhooks is not None:
             await self.webhooks.start()
             self._closers.append(self.webhooks.close)
         await self.outputs.start()
-        self._closers.append(self.outputs.close)  # closers run in reverse: outputs flush before the store closes
+        self._closers.append(self.outputs.close)
         security = SMTPSecurity(self.credentials, self.login_failures, self.ssl_context)
-        for name, implicit in (("smtp", False), ("smtps", True)):
-            listen = getattr(config, name)
+        checker = LoginChecker(self.credentials, self.login_failures)
+
+        async def imap_login(user: str, password: str) -> bool:
+            return await checker.password("IMAP", user, password)
+
+        pop3_login = checking_authenticator(checker)
+        for name, implicit_tls in (("smtp", False), ("smtps", True), ("imap", False), ("imaps", True),
+                                   ("pop3", False), ("pop3s", True)):
+            listen: Listen | None = getattr(config, name)
             if listen is None:
                 continue
             try:
-                smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit, chaos=self.chaos,
-                                        custom=self.custom_handlers)
+                if name.startswith("smtp"):
+                    smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit_tls,
+                                            chaos=self.chaos, custom=self.custom_handlers)
+                    self._front_doors.append(smtp.close)
+                    port = smtp.port
+                else:
+                    start = start_imap if name.startswith("imap") else start_pop3
+                    login: Any = imap_login if name.startswith("imap") else pop3_login
+                    server = await start(config, self.store, self.hub, listen, authenticate=login,
+                                         tls_context=self.ssl_context, implicit_tls=implicit_tls)
+                    self._servers.append(server)
+                    port = _port_of(server)
             except OSError as exc:
                 raise _bind_error(name, listen, exc) from exc
-            self._front_doors.append(smtp.close)
-            setattr(self, f"{name}_port", smtp.port)
-        checker = LoginChecker(self.credentials, self.login_failures)
-        if config.imap is not None or config.imaps is not None:
-            from .imap.server import start_imap
-
-            async def imap_login(user: str, password: str) -> bool:
-                return await checker.password("IMAP", user, password)
-
-            for name, implicit in (("imap", False), ("imaps", True)):
-                if getattr(config, name) is None:
-                    continue
-                server = await self._listen(name, getattr(config, name), lambda listen, implicit=implicit: start_imap(
-                    config, self.store, self.hub, listen, authenticate=imap_login, tls_context=self.ssl_context,
-                    implicit_tls=implicit))
-                setattr(self, f"{name}_port", _port_of(server))
-        if config.pop3 is not None or config.pop3s is not None:
-            from .pop3.server import checking_authenticator, start_pop3
-
-            authenticate = checking_authenticator(checker)
-            for name, implicit in (("pop3", False), ("pop3s", True)):
-                if getattr(config, name) is None:
-                    continue
-                server = await self._listen(name, getattr(config, name), lambda listen, implicit=implicit: start_pop3(
-                    config, self.store, self.hub, listen, authenticate=authenticate, tls_context=self.ssl_context,
-                    implicit_tls=implicit))
-                setattr(self, f"{name}_port", _port_of(server))
+            setattr(self, f"{name}_port", port)
         if config.http is not None:
             await self._start_http(config.http)
         if config.ports_file:
@@ -229,15 +222,6 @@ class MailServer:
             return self.http_url
         listen: Listen = getattr(self.config, name)
         return str(Listen(listen.host, getattr(self, f"{name}_port")))
-
-    async def _listen(self, name: str, listen: Listen,
-                      start: Callable[[Listen], Awaitable[asyncio.Server]]) -> asyncio.Server:
-        try:
-            server = await start(listen)
-        except OSError as exc:
-            raise _bind_error(name, listen, exc) from exc
-        self._servers.append(server)
-        return server
 
     async def _remove_scratch(self) -> None:
         if self._scratch:
