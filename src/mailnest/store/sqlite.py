@@ -179,7 +179,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._queue: asyncio.Queue[_Pending | None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._checkpoint_pool: ThreadPoolExecutor | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
@@ -265,14 +265,9 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             self._age_task.cancel()
         if self._writer_task:
             assert self._queue is not None
-            # Let messages already queued finish: their clients are waiting for a 250.
-            while not self._queue.empty():
-                await asyncio.sleep(0.005)
-            self._writer_task.cancel()
-            try:
-                await self._writer_task
-            except asyncio.CancelledError:
-                pass
+            # Messages already queued are stored first: their clients are waiting for a 250.
+            self._queue.put_nowait(None)
+            await self._writer_task
         loop = asyncio.get_running_loop()
         if self._checkpoint_task:
             self._checkpoint_task.cancel()
@@ -419,11 +414,18 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
     async def _write_loop(self) -> None:
         assert self._queue is not None and self._writer_pool is not None
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0].raw)
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:  # close(): everything queued before it has been stored
+                return
+            batch = [first]
+            size = len(first.raw)
             while len(batch) < _BATCH_MAX_MESSAGES and size < _BATCH_MAX_BYTES and not self._queue.empty():
                 item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
                 batch.append(item)
                 size += len(item.raw)
             try:
