@@ -165,7 +165,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         nest_ports_file, bare_port_file = Path(tmp, "nest.json"), Path(tmp, "bare.port")
         nest, nest_ports = _start([sys.executable, "-m", "mailnest.cli", "serve", "--smtp", "127.0.0.1:0",
-                                   "--http", "127.0.0.1:0", "--ports-file", str(nest_ports_file),
+                                   "--http", "127.0.0.1:0", "--imap", "off", "--pop3", "off", "--ports-file", str(nest_ports_file),
                                    "--log-level", "WARNING", "--max-messages", "0"], nest_ports_file, "json")
         bare, bare_ports = _start([sys.executable, str(HERE / "bare_aiosmtpd.py"), str(bare_port_file)],
                                   bare_port_file, None)
