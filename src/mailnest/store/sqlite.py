@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
+PREPARE_ON_LOOP_UP_TO = 16 * 1024  # bytes; larger messages are parsed in the writer thread
 BODIES_KEPT_UP_TO = 256 * 1024  # characters of decoded text + HTML stored beside the raw message
 # The writer never checkpoints: copying the WAL into the database doubled the cost of every big commit. A
 # separate thread checkpoints (PASSIVE: never blocks the writer or readers) after this much new data, and on
@@ -128,6 +129,7 @@ class _Pending:
     tags: tuple[str, ...]
     read: bool
     future: asyncio.Future[Summary]
+    prepared: _Prepared | None = None
 
 
 def mailbox_clause(mailbox: str) -> tuple[str, str]:
@@ -408,7 +410,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if self._closed or self._queue is None:
             raise RuntimeError("the store is closed")
         future: asyncio.Future[Summary] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(bytes(raw), envelope, tuple(tags), read, future))
+        item = _Pending(bytes(raw), envelope, tuple(tags), read, future)
+        if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
+            # Parsing a small message here (tens of microseconds) lets the writer thread spend its time on SQLite
+            # only, so the two overlap; a large one is parsed in the writer, off the loop.
+            item.prepared = self._prepare(item)
+        self._queue.put_nowait(item)
         return await future
 
     async def _write_loop(self) -> None:
@@ -447,7 +454,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
     def _commit_batch(self, batch: list[_Pending]) -> tuple[list[Summary], dict[str, list[Any]] | None]:
         conn = self._writer_conn
         assert conn is not None
-        prepared = [self._prepare(item) for item in batch]
+        prepared = [item.prepared or self._prepare(item) for item in batch]
         summaries = []
         conn.execute("BEGIN IMMEDIATE")
         try:
