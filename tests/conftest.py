@@ -27,6 +27,17 @@ def require_tool(name: str) -> str:
     return path
 
 
+@pytest.fixture(params=["generated", "given"])
+def certificate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Config settings for TLS: the self-signed certificate mailnest generates, or one the user gives."""
+    if request.param == "generated":
+        return {"tls": True}
+    from mailnest.tls import generate_self_signed
+
+    material = generate_self_signed(tmp_path_factory.mktemp("cert"), ["localhost", "127.0.0.1"])
+    return {"tls_cert": material.cert, "tls_key": material.key}
+
+
 @pytest.fixture
 def server_config() -> Config:
     return Config()

@@ -16,8 +16,8 @@ from tests.conftest import trusting
 
 
 @pytest.fixture
-def tls_server() -> Iterator[ServerThread]:
-    config = Config(http=None, imap=Listen("127.0.0.1", 0), imaps=Listen("127.0.0.1", 0), tls=True)
+def tls_server(certificate: dict[str, object]) -> Iterator[ServerThread]:
+    config = Config(http=None, imap=Listen("127.0.0.1", 0), imaps=Listen("127.0.0.1", 0)).replace(**certificate)
     with ServerThread(config) as server:
         with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
             client.sendmail("a@example.com", ["reader@example.com"], b"Subject: over tls\r\n\r\nprivate\r\n")
