@@ -204,9 +204,11 @@ def send_raw(server: ServerThread, raw: bytes, *, sender: str = "evil@example.co
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def screenshot(page: Any, name: str) -> None:
-    """Save a screenshot for the README (docs/screenshots/NAME.png)."""
-    if os.environ.get("MAILNEST_NO_SCREENSHOTS"):
-        return
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+def screenshot(page: Any, name: str, scratch: Path) -> Path:
+    """Take a screenshot. With MAILNEST_UPDATE_SCREENSHOTS=1 it replaces the README's docs/screenshots/NAME.png;
+    otherwise it goes to `scratch`, so an ordinary test run leaves the work tree clean."""
+    folder = SCREENSHOTS if os.environ.get("MAILNEST_UPDATE_SCREENSHOTS") == "1" else scratch
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path

@@ -174,7 +174,7 @@ def test_text_only_message_opens_on_the_text_tab(ui: UI) -> None:
     assert shown.startswith("Just <b>text</b> & nothing else")
 
 
-def test_screenshots_for_the_readme(ui: UI) -> None:
+def test_screenshots_for_the_readme(ui: UI, tmp_path: Path) -> None:
     mail(ui.server, subject="Your order #8841 has shipped", sender="Shop <orders@shop.example>",
          text="Your parcel is on its way.\n", html="<h2>On its way</h2><p>Your parcel left our warehouse.</p>")
     mail(ui.server, subject="Password reset", sender="Accounts <no-reply@app.example>", to=("bob@example.com",),
@@ -184,11 +184,11 @@ def test_screenshots_for_the_readme(ui: UI) -> None:
     send_report(ui)
     ui.open()
     ui.page.locator(".row[data-id]").nth(3).wait_for()
-    screenshot(ui.page, "inbox")
+    assert screenshot(ui.page, "inbox", tmp_path).read_bytes().startswith(b"\x89PNG")
     ui.open_message("Quarterly report")
     ui.page.frame_locator("#html-frame").locator("#chart").wait_for()
     ui.page.wait_for_timeout(100)
-    screenshot(ui.page, "message")
+    assert screenshot(ui.page, "message", tmp_path).read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_link_to_a_message_opens_it(ui: UI) -> None:
