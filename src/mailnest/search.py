@@ -22,7 +22,6 @@ text: checked row by row behind an indexed term, but a scan of the whole index t
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 
+from .mime.content import visible_text
 from .models import Address
 
 
@@ -55,31 +55,11 @@ BODY_INDEX_CHARS = 20_000
 _ADDRESS_COLUMNS = ("from_addr", "to_addr", "cc_addr", "bcc_addr", "reply_to_addr")
 TEXT_COLUMNS = ("subject", *_ADDRESS_COLUMNS, "body")  # what a bare word searches, as in Mailpit
 
-# Linear on any input (the writer thread runs this on whatever arrives): no pattern can rescan the rest of the
-# text from each of many unclosed "<" or "<script".
-_HTML_HIDDEN = re.compile(r"<!--|<(script|style|head)\b", re.I)
-_HTML_HIDDEN_END = {"": re.compile(r"-->"),
-                    **{name: re.compile(rf"</{name}\s*>", re.I) for name in ("script", "style", "head")}}
-_HTML_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")  # as HTML: "<" then a space is text
-
-
 def normalize(text: str) -> str:
     """The form both the index and the query are compared in."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     return " ".join(text.casefold().split())
-
-
-def html_to_text(html: str) -> str:
-    """The words of an HTML body, for searching: markup, scripts, styles, the head and comments dropped."""
-    shown: list[str] = []
-    position = 0
-    while (hidden := _HTML_HIDDEN.search(html, position)) is not None:
-        shown.append(html[position:hidden.start()])
-        end = _HTML_HIDDEN_END[(hidden.group(1) or "").lower()].search(html, hidden.end())
-        position = end.end() if end else len(html)  # unclosed: hidden to the end, as a browser would
-    shown.append(html[position:])
-    return html_lib.unescape(_HTML_TAG.sub(" ", " ".join(shown)))
 
 
 def _addresses(addresses: Iterable[Address | None]) -> str:
@@ -98,7 +78,7 @@ def index_values(*, subject: str, from_: Address | None, to: Iterable[Address], 
     Tags are mutable, so they are never indexed (tag: filters on messages.tags instead).
     """
     html = html[: BODY_INDEX_CHARS * 4]
-    body = html_to_text(html) if html.strip() else text[:BODY_INDEX_CHARS]
+    body = visible_text(html) if html.strip() else text[:BODY_INDEX_CHARS]
     names = " ".join(n for n in attachment_names if n)
     return (
         normalize(subject),

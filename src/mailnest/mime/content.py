@@ -19,16 +19,18 @@ _WHITESPACE = b" \t\r\n"
 _EXACT_SIZE_LIMIT = 256 * 1024
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
-_HTML_DROPPED = re.compile(
-    r"<(script|style|head|title|template|noscript|svg)\b.*?(?:</\1\s*>|\Z)|<!--.*?(?:-->|\Z)|<![^>]*>?|<\?[^>]*>?",
-    re.S | re.I,
-)
+# Linear on any input (ingest and the writer thread run this on whatever arrives): no pattern can rescan the rest
+# of the text from each of many unclosed "<", "<script" or "<!--".
+_HTML_HIDDEN = re.compile(r"<!--|<(script|style|head|title|template|noscript|svg)\b", re.I)
+_HTML_HIDDEN_END = {"": re.compile(r"-->"), **{
+    name: re.compile(rf"</{name}\s*>", re.I)
+    for name in ("script", "style", "head", "title", "template", "noscript", "svg")}}
 _HTML_BLOCK_TAG = re.compile(
     r"</?(?:p|div|br|tr|td|th|li|ul|ol|h[1-6]|table|tbody|thead|blockquote|hr|section|article|header|footer"
-    r"|pre|center|dd|dt|dl)\b[^>]*>?",
+    r"|pre|center|dd|dt|dl)\b[^<>]*(?:>|\Z)",
     re.I,
 )
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>?")
+_HTML_TAG = re.compile(r"<[A-Za-z/!?][^<>]*(?:>|\Z)")  # as HTML: "<" then a space is text
 _BODY_START = re.compile(r"<body\b[^>]*>", re.I)
 
 
@@ -136,6 +138,21 @@ def collapse(s: str, limit: int) -> str:
         size *= 8
 
 
+def visible_text(markup: str) -> str:
+    """The text an HTML document shows: hidden sections (head, scripts, styles, comments...) dropped, block
+    tags as spaces, other tags removed, entities decoded. An unclosed hidden section hides the rest, as a browser
+    would. Used for snippets and for the search index."""
+    shown: list[str] = []
+    position = 0
+    while (hidden := _HTML_HIDDEN.search(markup, position)) is not None:
+        shown.append(markup[position:hidden.start()])
+        end = _HTML_HIDDEN_END[(hidden.group(1) or "").lower()].search(markup, hidden.end())
+        position = end.end() if end else len(markup)
+    shown.append(markup[position:])
+    text = _HTML_BLOCK_TAG.sub(" ", " ".join(shown))
+    return _html.unescape(_HTML_TAG.sub("", text))
+
+
 def html_text(markup: str, limit: int) -> str:
     """The first `limit` characters of visible text in an HTML document, whitespace collapsed.
 
@@ -145,11 +162,7 @@ def html_text(markup: str, limit: int) -> str:
     start = m.end() if m else 0
     size = 8192
     while True:
-        chunk = markup[start:start + size]
-        cut = _HTML_DROPPED.sub(" ", chunk)
-        cut = _HTML_BLOCK_TAG.sub(" ", cut)
-        cut = _HTML_TAG.sub("", cut)
-        out = collapse(_html.unescape(cut), limit)
+        out = collapse(visible_text(markup[start:start + size]), limit)
         if len(out) >= limit or start + size >= len(markup):
             return out
         size *= 4
