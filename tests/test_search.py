@@ -1,7 +1,9 @@
 """The search language: query -> Filter, run against an in-memory SQLite built by the store's own schema.
 
 Every expectation is the set of messages a real SQLite returns for the compiled filter, so the SQL, the FTS5
-expression and the index layout are all exercised; no socket, no store.
+expression and the index layout are all exercised; no socket, no store. Each runs three times: with every
+message in the full-text index, with every message still waiting in `search_pending` (just stored, not yet
+indexed), and with the two mixed, so both halves of every filter must agree.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _add(conn: sqlite3.Connection, key: str, *, subject: str, from_: Address | N
          reply_to: Sequence[Address] = (), message_id: str = "", text: str = "", html: str = "",
          attachment_names: Sequence[str] = (), mail_from: str = "", rcpt: Sequence[str] = (),
          created: str = "2026-01-01T00:00:00+00:00", size: int = 1000, attachments: int = 0, inline: int = 0,
-         read: bool = False, tags: Sequence[str] = ()) -> None:
+         read: bool = False, tags: Sequence[str] = (), indexed: bool = True) -> None:
     uid = conn.execute(
         "INSERT INTO messages (id, message_id, subject, created, size, attachments, inline, read, tags, "
         "mail_from, envelope_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -44,35 +46,40 @@ def _add(conn: sqlite3.Connection, key: str, *, subject: str, from_: Address | N
         text=text, html=html, attachment_names=attachment_names, envelope_from=mail_from, mailboxes=rcpt,
     )
     assert len(values) == len(search.FTS_COLUMNS)
-    conn.execute(f"INSERT INTO search (rowid, {', '.join(search.FTS_COLUMNS)}) VALUES "
-                 f"(?{', ?' * len(search.FTS_COLUMNS)})", (uid, *values))
+    conn.execute(search.INSERT_PENDING, (uid, sum(map(len, values)), *values))
+    if indexed:
+        for statement in search.INDEX_PENDING:
+            conn.execute(statement, (uid,))
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[sqlite3.Connection]:
+@pytest.fixture(scope="module", params=["indexed", "pending", "mixed"])
+def db(request: pytest.FixtureRequest) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(":memory:")
     schema.migrate(conn)
-    _add(conn, "welcome", subject="Welcome to Äpfel GmbH", from_=A("Anna Müller", "anna@example.com"),
+    state = iter([True, True, False, False] if request.param == "mixed" else [request.param == "indexed"] * 4)
+    _add(conn, "welcome", indexed=next(state), subject="Welcome to Äpfel GmbH", from_=A("Anna Müller", "anna@example.com"),
          to=[A("Bob", "bob@example.org")], text="Your account is ready.\nReset   code 12345.\n",
          mail_from="bounce@example.com", rcpt=["bob@example.org"], created="2026-01-01T10:00:00+00:00",
          size=2000)
-    _add(conn, "invoice", subject="Invoice 2026-001", from_=A("", "billing@shop.test"),
+    _add(conn, "invoice", indexed=next(state), subject="Invoice 2026-001", from_=A("", "billing@shop.test"),
          to=[A("Carol", "carol@example.net")], cc=[A("Dave", "dave@example.org")],
          text="plain part: see the HTML",
          html="<html><head><title>t</title><style>.x{color:red}</style></head><body><p>Total: <b>42&nbsp;EUR"
               "</b> caf&eacute;</p><!-- hidden note --><script>var secret=1</script></body></html>",
          attachment_names=["invoice-2026.pdf"], mail_from="billing@shop.test", rcpt=["carol@example.net"],
          created="2026-01-05T12:00:00+00:00", size=50_000, attachments=1, read=True, tags=["billing", "Important"])
-    _add(conn, "newsletter", subject="STRASSE news", from_=A("", "news@letters.test"),
+    _add(conn, "newsletter", indexed=next(state), subject="STRASSE news", from_=A("", "news@letters.test"),
          to=[A("", "list@example.org")], bcc=[A("", "hidden@example.com")],
          reply_to=[A("Replies", "replies@letters.test")], text="Diese Äpfel sind lecker. 東京タワー ﬁle",
          mail_from="list-bounce@letters.test", rcpt=["list@example.org", "hidden@example.com"],
          created="2026-02-01T08:00:00+00:00", size=2_000_000, inline=1)
-    _add(conn, "reply", subject="Re: two words here", from_=A("Bob", "bob@example.org"),
+    _add(conn, "reply", indexed=next(state), subject="Re: two words here", from_=A("Bob", "bob@example.org"),
          to=[A("Anna", "anna@example.com")], message_id="abc.123@mail.example.com",
          text="ok, see http://example.com/path and O'Brien's notes (Straße) 50%_x", mail_from="bob@example.org",
          rcpt=["anna@example.com"], created="2025-12-31T23:30:00+00:00", size=900, read=True, tags=["Äbc"])
     conn.commit()
+    pending = conn.execute("SELECT count(*) FROM search_pending").fetchone()[0]
+    assert pending == {"indexed": 0, "pending": 4, "mixed": 2}[request.param]
     yield conn
     conn.close()
 

@@ -6,8 +6,12 @@ envelope (`mailbox:`, `envelope-from:`); the README has the table of terms.
 Contract with store/sqlite.py:
 - `FTS_DDL` creates the full-text table `search` (rowid = messages.uid). Its content never changes after
   insert (mutable state such as read and tags is filtered on `messages`), so only insert and delete touch it.
-  Short terms read FTS5's own content table `search_content` (columns c0, c1, ... in FTS_COLUMNS order).
-- `index_values(...)` gives the values inserted into `search` for one message, in `FTS_COLUMNS` order.
+- `PENDING_DDL` creates `search_pending` (id = messages.uid, n = characters, then c0, c1, ... in FTS_COLUMNS
+  order, as FTS5's own content table `search_content`) and the view `search_text` over both. A message is
+  stored with its row in `search_pending`; the store moves pending rows into `search` in bulk, off the path
+  of the SMTP 250 (one commit per message batch costs 2-4x more index work per message than one per bulk).
+  Every filter finds a message whether its row is pending or indexed: FTS5 for one, LIKE for the other.
+- `index_values(...)` gives the values of one message's row, in `FTS_COLUMNS` order.
 - `compile(query)` gives a `Filter` whose `where` is an SQL boolean expression over `messages AS m` (columns
   uid, read, tags (a JSON array, '[]' when none), attachments, inline, size, created), with `?` placeholders
   bound to `params`. A malformed query raises `QueryError` naming the bad part. `compile(query, one_row=True)`
@@ -51,6 +55,26 @@ FTS_DDL = (
 # on the writer: a 100 KB text body would add 10 ms or more to its message. So only the first BODY_INDEX_CHARS characters of a body (after
 # HTML is reduced to text) are searchable: more than the whole text of nearly any notification or newsletter.
 BODY_INDEX_CHARS = 20_000
+
+CONTENT_COLUMNS = tuple(f"c{i}" for i in range(len(FTS_COLUMNS)))  # search_content's names for FTS_COLUMNS
+PENDING_DDL = (
+    "CREATE TABLE IF NOT EXISTS search_pending (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, "
+    + ", ".join(f"{c} TEXT NOT NULL" for c in CONTENT_COLUMNS) + ")",
+    "CREATE VIEW IF NOT EXISTS search_text AS SELECT id, " + ", ".join(CONTENT_COLUMNS) + " FROM search_content "
+    "UNION ALL SELECT id, " + ", ".join(CONTENT_COLUMNS) + " FROM search_pending",
+)
+INSERT_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) "
+                  f"VALUES (?, ?{', ?' * len(FTS_COLUMNS)})")
+# Gives message uid (first parameter) a pending copy of message uid's (second) row, pending or indexed.
+COPY_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) SELECT ?, "
+                + " + ".join(f"length({c})" for c in CONTENT_COLUMNS)
+                + f", {', '.join(CONTENT_COLUMNS)} FROM search_text WHERE id = ?")
+# Moves the pending rows up to a uid into the index (both statements in one transaction).
+INDEX_PENDING = (
+    f"INSERT INTO search (rowid, {', '.join(FTS_COLUMNS)}) SELECT id, {', '.join(CONTENT_COLUMNS)} FROM search_pending "
+    "WHERE id <= ? ORDER BY id",
+    "DELETE FROM search_pending WHERE id <= ?",
+)
 
 _ADDRESS_COLUMNS = ("from_addr", "to_addr", "cc_addr", "bcc_addr", "reply_to_addr")
 TEXT_COLUMNS = ("subject", *_ADDRESS_COLUMNS, "body")  # what a bare word searches, as in Mailpit
@@ -256,9 +280,14 @@ def parse_date(text: str, tz: tzinfo | None = None) -> datetime:
     return parsed
 
 
-_SET_MATCH = "m.uid IN (SELECT rowid FROM search WHERE search MATCH ?)"
-_SET_NO_MATCH = "m.uid NOT IN (SELECT rowid FROM search WHERE search MATCH ?)"
-_ROW_MATCH = "EXISTS (SELECT 1 FROM search WHERE search MATCH ? AND rowid = m.uid)"
+# Indexed rows answer the FTS5 expression; pending rows the same terms as LIKE tests ({pending}, params after
+# the expression's).
+_SET_MATCH = ("m.uid IN (SELECT rowid FROM search WHERE search MATCH ? "
+              "UNION ALL SELECT s.id FROM search_pending s WHERE ({pending}))")
+_SET_NO_MATCH = ("m.uid NOT IN (SELECT rowid FROM search WHERE search MATCH ? "
+                 "UNION ALL SELECT s.id FROM search_pending s WHERE ({pending}))")
+_ROW_MATCH = ("(EXISTS (SELECT 1 FROM search WHERE search MATCH ? AND rowid = m.uid) "
+              "OR EXISTS (SELECT 1 FROM search_pending s WHERE s.id = m.uid AND ({pending})))")
 
 
 def _fts_phrase(columns: tuple[str, ...], value: str) -> str:
@@ -266,8 +295,8 @@ def _fts_phrase(columns: tuple[str, ...], value: str) -> str:
 
 
 def _like_sql(columns: tuple[str, ...], value: str) -> tuple[str, list[object]]:
-    """A substring test over columns of FTS5's own content table `search_content` (c0, c1, ... in
-    FTS_COLUMNS order): scanning it directly is twice as fast as scanning through the virtual table, and
+    """A substring test over columns named as in FTS5's own content table `search_content` (c0, c1, ... in
+    FTS_COLUMNS order; `search_pending` and `search_text` name them alike): scanning it directly is twice as fast as scanning through the virtual table, and
     LIKE with a leading % is several times faster than instr(). Both sides are already case-folded, so
     LIKE's ASCII-only case folding changes nothing."""
     pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -289,7 +318,9 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
         return MATCH_ALL
     fts_in: list[str] = []
     fts_out: list[str] = []
-    short: list[tuple[str, list[object], bool]] = []  # (test over search_content, params, negated)
+    like_in: list[tuple[str, list[object]]] = []  # the same terms for rows not yet indexed
+    like_out: list[tuple[str, list[object]]] = []
+    short: list[tuple[str, list[object], bool]] = []  # (test over search_text, params, negated)
     clauses: list[tuple[str, list[object]]] = []
     for term in terms:
         field, value = term.field, term.value
@@ -298,6 +329,7 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
             columns = _TEXT_FIELDS[field]
             if len(needle) >= 3:
                 (fts_out if term.negated else fts_in).append(_fts_phrase(columns, needle))
+                (like_out if term.negated else like_in).append(_like_sql(columns, needle))
             else:
                 short.append((*_like_sql(columns, needle), term.negated))
             continue
@@ -322,11 +354,17 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
     # All indexed text terms go to FTS5 as one expression, so the index intersects them instead of SQLite.
     if fts_in:
         expression = " AND ".join(fts_in)
+        pending = " AND ".join(test for test, _ in like_in)
         if fts_out:
             expression = f"({expression}) NOT ({' OR '.join(fts_out)})"
-        clauses.insert(0, (_ROW_MATCH if one_row else _SET_MATCH, [expression]))
+            pending += " AND NOT (" + " OR ".join(test for test, _ in like_out) + ")"
+        template = _ROW_MATCH if one_row else _SET_MATCH
+        clauses.insert(0, (template.format(pending=pending),
+                           [expression, *(p for _, params in like_in + like_out for p in params)]))
     elif fts_out:
-        clauses.append((f"NOT {_ROW_MATCH}" if one_row else _SET_NO_MATCH, [" OR ".join(fts_out)]))
+        template = f"NOT {_ROW_MATCH}" if one_row else _SET_NO_MATCH
+        clauses.append((template.format(pending=" OR ".join(test for test, _ in like_out)),
+                        [" OR ".join(fts_out), *(p for _, params in like_out for p in params)]))
     clauses.extend(_short_clauses(short, narrowed=bool(fts_in) or one_row))
     return Filter(" AND ".join(sql for sql, _ in clauses), tuple(p for _, params in clauses for p in params))
 
@@ -337,14 +375,14 @@ def _short_clauses(short: list[tuple[str, list[object], bool]], *, narrowed: boo
     if not short:
         return []
     if narrowed:
-        return [(f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM search_content s WHERE s.id = m.uid AND {test})",
+        return [(f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM search_text s WHERE s.id = m.uid AND {test})",
                  params) for test, params, negated in short]
     wanted = [(test, params) for test, params, negated in short if not negated]
     unwanted = [(test, params) for test, params, negated in short if negated]
     if wanted:
         tests = [test for test, _ in wanted] + [f"NOT {test}" for test, _ in unwanted]
         params = [p for _, ps in wanted + unwanted for p in ps]
-        return [(f"m.uid IN (SELECT s.id FROM search_content s WHERE {' AND '.join(tests)})", params)]
+        return [(f"m.uid IN (SELECT s.id FROM search_text s WHERE {' AND '.join(tests)})", params)]
     tests = [test for test, _ in unwanted]
     params = [p for _, ps in unwanted for p in ps]
-    return [(f"m.uid NOT IN (SELECT s.id FROM search_content s WHERE {' OR '.join(tests)})", params)]
+    return [(f"m.uid NOT IN (SELECT s.id FROM search_text s WHERE {' OR '.join(tests)})", params)]

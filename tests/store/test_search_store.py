@@ -1,7 +1,8 @@
 """The search language end to end: raw messages through SQLiteStore.add, queries through store.list/count.
 
 This checks the whole chain the API uses: MIME parsing, the index row the store writes, the compiled filter in
-the store's own SQL, and that deleting a message removes it from the index.
+the store's own SQL, that deleting a message removes it from the index, and that messages stored with their
+search row pending are moved into the full-text index when the writer is idle, or under a flood, as they come.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mailnest.events import Hub
+from mailnest.events import NEW, Event, Hub
 from mailnest.models import Envelope
 from mailnest.search import QueryError
+from mailnest.store import sqlite as sqlite_store
 from mailnest.store.sqlite import SQLiteStore
 
 GREETING = (
@@ -119,8 +121,24 @@ CASES = [
 ]
 
 
+def index_state(store: SQLiteStore) -> tuple[int, int]:
+    """(rows in the full-text index, rows still pending), read on a connection of the test's own."""
+    with sqlite3.connect(store.path) as conn:
+        return (conn.execute("SELECT count(*) FROM search").fetchone()[0],
+                conn.execute("SELECT count(*) FROM search_pending").fetchone()[0])
+
+
+async def until_indexed(store: SQLiteStore, total: int) -> None:
+    for _ in range(500):
+        if index_state(store) == (total, 0):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not indexed after 5 s: {index_state(store)} (indexed, pending)")
+
+
 def test_queries_through_the_store(tmp_path: Path) -> None:
     async def scenario(store: SQLiteStore) -> None:
+        await until_indexed(store, 3)  # the idle writer moved every pending row into the index
         wrong = []
         for query, expected in CASES:
             got, counted = await subjects(store, query), await store.count(query=query)
@@ -129,6 +147,69 @@ def test_queries_through_the_store(tmp_path: Path) -> None:
         assert not wrong, "\n".join(wrong)
 
     run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("flood", [False, True])
+def test_a_message_is_searchable_from_its_commit_and_a_flood_indexes_as_it_goes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flood: bool) -> None:
+    """Right after its commit (when its NEW event is published) a message is found by every kind of term;
+    its search row is still pending unless unindexed text is over the limit (a flood the idle indexer cannot
+    keep up with), in which case the same transaction indexed as much as it added."""
+    if flood:
+        monkeypatch.setattr(sqlite_store, "_PENDING_MAX_CHARS", 0)
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "mail.db", Hub())
+        await store.start()
+        seen: list[tuple[int, int]] = []
+
+        def on_commit(event: Event) -> None:
+            if event.type == NEW:
+                seen.append(index_state(store))
+
+        store.hub.add_listener(on_commit)
+        try:
+            summary = await store.add(GREETING, Envelope("bounce@app.test", ("bob@example.org",)))
+            assert seen == ([(1, 0)] if flood else [(0, 1)])
+            for query in ("verification", "subject:köln", "qx", "from:anna -nosuchword", "-nosuchword"):
+                assert [m.id for m in (await store.list(query=query)).messages] == [summary.id], query
+            assert await store.count(query="-verification") == 0
+            await until_indexed(store, 1)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_pending_rows_survive_a_restart_and_are_indexed_by_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "mail.db"
+
+    async def first() -> None:
+        store = SQLiteStore(path, Hub())
+        await store.start()
+        await store.add(GREETING, Envelope("bounce@app.test", ("bob@example.org",)))
+        await store.close()
+
+    asyncio.run(first())
+    with sqlite3.connect(path) as conn:  # as if the process had stopped before indexing: put the row back
+        conn.execute("DELETE FROM search_pending")
+        conn.execute("INSERT INTO search_pending (id, n, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9) "
+                     "SELECT rowid, 1, subject, from_addr, to_addr, cc_addr, bcc_addr, reply_to_addr, body, "
+                     "message_id, envelope_from, rcpt FROM search")
+        conn.execute("DELETE FROM search")
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM search_pending").fetchone()[0] == 1
+
+    async def second() -> None:
+        store = SQLiteStore(path, Hub())
+        await store.start()
+        try:
+            assert await subjects(store, "verification") == {GREET}
+            await until_indexed(store, 1)
+            assert await subjects(store, "verification") == {GREET}
+        finally:
+            await store.close()
+
+    asyncio.run(second())
 
 
 def test_html_bodies_are_searched_as_text(tmp_path: Path) -> None:
@@ -180,8 +261,9 @@ def test_deleted_messages_leave_the_index(tmp_path: Path) -> None:
         assert await subjects(store, "") == {GREET, NEWS}
         assert await subjects(store, "report") == set()
         with sqlite3.connect(store.path) as conn:
-            assert conn.execute("SELECT count(*) FROM search").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM search_text").fetchone()[0] == 2  # indexed or pending
             assert conn.execute("SELECT count(*) FROM search WHERE search MATCH '\"quarterly\"'").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM search_text WHERE c0 LIKE '%quarterly%'").fetchone()[0] == 0
 
     run(tmp_path, scenario)
 
@@ -216,3 +298,46 @@ def test_a_nul_in_a_query_is_harmless() -> None:
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_database_from_before_pending_rows_migrates(tmp_path: Path) -> None:
+    """A schema-2 file (every search row in the FTS table, no search_pending) opens, finds, and deletes."""
+    path = tmp_path / "mail.db"
+
+    async def fill() -> None:
+        store = SQLiteStore(path, Hub())
+        await store.start()
+        await store.add(GREETING, Envelope("bounce@app.test", ("bob@example.org",)))
+        await store.add(NEWSLETTER, Envelope("list-bounce@letters.test", ("list@example.org",)))
+        await until_indexed(store, 2)
+        await store.close()
+
+    asyncio.run(fill())
+    with sqlite3.connect(path) as conn:  # back to schema 2, as mailnest before this change wrote it
+        conn.executescript("""
+            DROP VIEW search_text; DROP TABLE search_pending; DROP TRIGGER messages_cleanup;
+            CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
+                DELETE FROM bodies WHERE uid = old.uid;
+                DELETE FROM recipients WHERE uid = old.uid;
+                DELETE FROM search WHERE rowid = old.uid;
+            END;
+            PRAGMA user_version = 2;
+        """)
+
+    async def reopen() -> None:
+        store = SQLiteStore(path, Hub())
+        await store.start()
+        try:
+            assert await subjects(store, "verification") == {GREET}
+            assert await subjects(store, "zeppelins") == {NEWS}
+            await store.delete_matching(query="zeppelins")
+            assert await subjects(store, "") == {GREET}
+            await store.add(REPORT, Envelope("reports@app.test", ("carol@example.net",)))
+            assert await subjects(store, "numbers") == {REP}
+            await until_indexed(store, 2)
+        finally:
+            await store.close()
+
+    asyncio.run(reopen())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3

@@ -396,7 +396,6 @@ class ImapStoreMixin:
                 raise FolderError("[TRYCREATE] Mailbox doesn't exist")
             columns = [r[1] for r in conn.execute("PRAGMA table_info(messages)") if r[1] not in _NEW_COLUMNS]
             column_list = ", ".join(columns)
-            fts = ", ".join(search.FTS_COLUMNS)
             pairs: list[tuple[int, int, str]] = []
             sources: list[tuple[int, str]] = []
             for uid in uids:
@@ -411,8 +410,7 @@ class ImapStoreMixin:
                 assert new_uid is not None
                 conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) "
                              "SELECT ?, raw, text, html, extra_json FROM bodies WHERE uid = ?", (new_uid, uid))
-                conn.execute(f"INSERT INTO search (rowid, {fts}) SELECT ?, {fts} FROM search WHERE rowid = ?",
-                             (new_uid, uid))
+                conn.execute(search.COPY_PENDING, (new_uid, uid))
                 if folder == INBOX and login is not None:
                     conn.execute("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)", (login, new_uid))
                 pairs.append((uid, new_uid, id_))

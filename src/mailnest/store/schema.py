@@ -64,6 +64,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END""",
     ),
     IMAP_DDL,  # 2: IMAP folders, subscriptions and \Recent marks per login
+    (  # 3: rows wait in search_pending until indexed in bulk (see search.py)
+        *search.PENDING_DDL,
+        "DROP TRIGGER messages_cleanup",
+        """CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
+            DELETE FROM bodies WHERE uid = old.uid;
+            DELETE FROM recipients WHERE uid = old.uid;
+            DELETE FROM search WHERE rowid = old.uid;
+            DELETE FROM search_pending WHERE id = old.uid;
+        END""",
+    ),
 )
 
 

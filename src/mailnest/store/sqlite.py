@@ -46,6 +46,19 @@ BODIES_KEPT_UP_TO = 256 * 1024  # characters of decoded text + HTML stored besid
 # an idle tick.
 _CHECKPOINT_AFTER_BYTES = 8 * 1024 * 1024
 _CHECKPOINT_TICK = 1.0
+# A passive checkpoint never catches up with a writer that never pauses, and the WAL is only rewound when one
+# has: under a steady flood it grew past 2 GB in 10 s and every page lookup slowed with it (ingest fell by half).
+# Past this size the writer itself checkpoints (TRUNCATE) between batches; the checkpoint thread has already
+# copied nearly everything, so that pause is short.
+_WAL_REWIND_BYTES = 64 * 1024 * 1024
+_BUSY_TIMEOUT_MS = 30_000
+# Indexing (search.py's search_pending -> search) runs in the writer thread whenever no message is waiting, a
+# chunk of at most this many characters per transaction, so a message arriving meanwhile waits a few ms at most.
+_INDEX_CHUNK_CHARS = 32 * 1024
+_INDEX_CHUNK_ROWS = 256
+# Beyond this many characters waiting (a steady flood that leaves the writer no idle moment), each batch also
+# indexes as much as it added, so unindexed text (searched with LIKE) stays bounded.
+_PENDING_MAX_CHARS = 4 * 1024 * 1024
 _SUMMARY_COLUMNS = (
     "m.uid, m.id, m.message_id, m.read, m.from_json, m.to_json, m.cc_json, m.bcc_json, m.reply_to_json, "
     "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags"
@@ -116,8 +129,7 @@ def summary_from_row(row: Sequence[Any]) -> Summary:
     )
 
 
-_INSERT_SEARCH = (f"INSERT INTO search (rowid, {', '.join(search.FTS_COLUMNS)}) "
-                  f"VALUES (?{', ?' * len(search.FTS_COLUMNS)})")
+_NUDGE = object()  # queued by other writes that may leave rows to index: wakes the write loop
 # (messages row, bodies row, search row, recipient mailboxes, summary without its uid)
 _Prepared = tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, ...], list[str], Summary]
 
@@ -181,15 +193,18 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
-        self._queue: asyncio.Queue[_Pending | None] | None = None
+        self._queue: asyncio.Queue[_Pending | object | None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._checkpoint_pool: ThreadPoolExecutor | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpoint_job: asyncio.Future[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._unflushed = 0  # bytes written since the last checkpoint (estimated)
+        self._wal_bytes = 0  # the WAL's size at the last checkpoint
+        self._page_size = 8192
         self._age_task: asyncio.Task[None] | None = None
         self._count = 0  # delivered messages, maintained by the writer thread for retention
+        self._unindexed = 0  # characters in search_pending (an estimate, corrected by each index chunk); writer thread
         self._next_analyze = 1_000  # refresh the query planner's statistics as the store grows tenfold
         self._tags: tuple[str, ...] | None = None  # every tag in use; None until read, reset by tag changes
         self._tags_generation = 0  # bumped by every reset, so a read that raced a change is not cached
@@ -224,7 +239,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         # measurable cost for small ones (larger pages slow small commits). Only takes effect on a new file.
         conn.execute("PRAGMA page_size=8192")
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         return conn
 
     def _open_writer(self) -> None:
@@ -236,6 +251,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         # so that a message acknowledged with 250 survives a power cut too (group commit pays for it).
         conn.execute(f"PRAGMA synchronous={'NORMAL' if self._temp_dir else 'FULL'}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         schema.migrate(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='uidvalidity'").fetchone()
         if row is None:
@@ -244,6 +260,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         else:
             self.uidvalidity = int(row[0])
         self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+        self._unindexed = int(conn.execute("SELECT total(n) FROM search_pending").fetchone()[0])
         self._next_analyze = max(self._count, 100) * 10
         if self._count >= 1_000:
             self._analyze(conn)
@@ -311,9 +328,24 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if self._checkpoint_conn is None:
             self._checkpoint_conn = self._connect()
         try:
-            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            _, frames, _ = self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             log.warning("WAL checkpoint failed (will retry): %s", exc)
+            return
+        self._wal_bytes = max(frames, 0) * self._page_size
+
+    def _rewind_wal(self) -> None:
+        """In the writer thread, between transactions: checkpoint everything and truncate the WAL."""
+        conn = self._writer_conn
+        assert conn is not None
+        self._wal_bytes = 0  # measured again by the next checkpoint, which decides whether to try again
+        conn.execute("PRAGMA busy_timeout=250")  # waits for readers to move on; never holds ingest up for long
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (will retry): %s", exc)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _close_checkpointer(self) -> None:
         if self._checkpoint_conn is not None:
@@ -369,6 +401,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
         self._wrote(16 * 1024)  # a rough size: these are small changes (flags, deletions)
+        if self._queue is not None:
+            self._queue.put_nowait(_NUDGE)  # IMAP APPEND and COPY add rows to index
         return result
 
     def _in_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -423,9 +457,17 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
+            if self._wal_bytes > _WAL_REWIND_BYTES:
+                await loop.run_in_executor(self._writer_pool, self._rewind_wal)
+            if self._unindexed and self._queue.empty():
+                await self._index_when_idle()
+                continue
             first = await self._queue.get()
             if first is None:  # close(): everything queued before it has been stored
                 return
+            if not isinstance(first, _Pending):  # a nudge: look for rows to index
+                self._unindexed = max(self._unindexed, 1)
+                continue
             batch = [first]
             size = len(first.raw)
             while len(batch) < _BATCH_MAX_MESSAGES and size < _BATCH_MAX_BYTES and not self._queue.empty():
@@ -433,8 +475,9 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                 if item is None:
                     stopping = True
                     break
-                batch.append(item)
-                size += len(item.raw)
+                if isinstance(item, _Pending):
+                    batch.append(item)
+                    size += len(item.raw)
             try:
                 summaries, pruned = await loop.run_in_executor(self._writer_pool, self._commit_batch, batch)
             except Exception as exc:
@@ -451,6 +494,34 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             if pruned:
                 self.hub.publish(events.PRUNE, pruned)
 
+    async def _index_when_idle(self) -> None:
+        assert self._writer_pool is not None
+        try:
+            indexed = await asyncio.get_running_loop().run_in_executor(
+                self._writer_pool, self._in_transaction, self._index_some, (_INDEX_CHUNK_CHARS,))
+        except Exception:
+            # The rows stay in search_pending, where every search still finds them; try again after more mail.
+            log.exception("indexing stored messages for search failed")
+            self._unindexed = 0
+            return
+        self._wrote(indexed * 4)
+
+    def _index_some(self, conn: sqlite3.Connection, budget: int) -> int:
+        """In the writer's transaction: move the oldest pending search rows, about `budget` characters of them
+        (at least one row), into the full-text index. Returns the characters indexed."""
+        rows = conn.execute("SELECT id, n FROM search_pending ORDER BY id LIMIT ?", (_INDEX_CHUNK_ROWS,)).fetchall()
+        total, last = 0, 0
+        for uid, chars in rows:
+            if total and total + chars > budget:
+                break
+            total, last = total + chars, uid
+        if last:
+            for statement in search.INDEX_PENDING:
+                conn.execute(statement, (last,))
+        self._unindexed = 0 if last == (rows[-1][0] if rows else 0) and len(rows) < _INDEX_CHUNK_ROWS \
+            else max(1, self._unindexed - total)
+        return total
+
     def _commit_batch(self, batch: list[_Pending]) -> tuple[list[Summary], dict[str, list[Any]] | None]:
         conn = self._writer_conn
         assert conn is not None
@@ -462,6 +533,10 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                 uid = self._insert_prepared(conn, prepared_one)
                 summaries.append(replace(self._tag_after_insert(conn, uid, prepared_one[4]), uid=uid))
             self._count += len(batch)
+            added = sum(sum(map(len, prepared_one[2])) for prepared_one in prepared)
+            self._unindexed += added
+            if self._unindexed > _PENDING_MAX_CHARS:
+                self._index_some(conn, added)
             pruned = self._prune_excess(conn)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -486,7 +561,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         ).lastrowid
         assert uid is not None
         conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) VALUES (?,?,?,?,?)", (uid, *body))
-        conn.execute(_INSERT_SEARCH, (uid, *fts))
+        conn.execute(search.INSERT_PENDING, (uid, sum(map(len, fts)), *fts))
         if not folder:
             conn.executemany("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)",
                              [(mb, uid) for mb in mailboxes])
