@@ -66,7 +66,7 @@ PENDING_DDL = (
 INSERT_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) "
                   f"VALUES (?, ?{', ?' * len(FTS_COLUMNS)})")
 # Gives message uid (first parameter) a pending copy of message uid's (second) row, pending or indexed.
-COPY_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) SELECT ?, "
+COPY_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) SELECT ?, 1 + "
                 + " + ".join(f"length({c})" for c in CONTENT_COLUMNS)
                 + f", {', '.join(CONTENT_COLUMNS)} FROM search_text WHERE id = ?")
 # Moves the pending rows up to a uid into the index (both statements in one transaction).

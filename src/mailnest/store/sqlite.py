@@ -57,8 +57,8 @@ _BUSY_TIMEOUT_MS = 30_000
 _INDEX_CHUNK_CHARS = 32 * 1024
 _INDEX_CHUNK_ROWS = 256
 # Beyond this many characters waiting (a steady flood that leaves the writer no idle moment), each batch also
-# indexes as much as it added, so unindexed text (searched with LIKE) stays bounded.
-_PENDING_MAX_CHARS = 4 * 1024 * 1024
+# indexes as much as it added, so unindexed text stays bounded: searches scan it with LIKE, about 8 ms per MB.
+_PENDING_MAX_CHARS = 1024 * 1024
 _SUMMARY_COLUMNS = (
     "m.uid, m.id, m.message_id, m.read, m.from_json, m.to_json, m.cc_json, m.bcc_json, m.reply_to_json, "
     "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags"
@@ -127,6 +127,11 @@ def summary_from_row(row: Sequence[Any]) -> Summary:
         subject=subject, created=_utc(created), size=size, attachments=attachments, snippet=snippet,
         tags=tuple(json.loads(tags)),
     )
+
+
+def _chars(fts: Sequence[str]) -> int:
+    """search_pending.n: the row's characters, at least 1 so that every pending row counts as work to do."""
+    return max(1, sum(map(len, fts)))
 
 
 _NUDGE = object()  # queued by other writes that may leave rows to index: wakes the write loop
@@ -533,10 +538,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                 uid = self._insert_prepared(conn, prepared_one)
                 summaries.append(replace(self._tag_after_insert(conn, uid, prepared_one[4]), uid=uid))
             self._count += len(batch)
-            added = sum(sum(map(len, prepared_one[2])) for prepared_one in prepared)
+            added = sum(_chars(prepared_one[2]) for prepared_one in prepared)
             self._unindexed += added
             if self._unindexed > _PENDING_MAX_CHARS:
-                self._index_some(conn, added)
+                indexed = 0
+                while indexed < added and (chunk := self._index_some(conn, added - indexed)):
+                    indexed += chunk
             pruned = self._prune_excess(conn)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -561,7 +568,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         ).lastrowid
         assert uid is not None
         conn.execute("INSERT INTO bodies (uid, raw, text, html, extra_json) VALUES (?,?,?,?,?)", (uid, *body))
-        conn.execute(search.INSERT_PENDING, (uid, sum(map(len, fts)), *fts))
+        conn.execute(search.INSERT_PENDING, (uid, _chars(fts), *fts))
         if not folder:
             conn.executemany("INSERT OR IGNORE INTO recipients (mailbox, uid) VALUES (?, ?)",
                              [(mb, uid) for mb in mailboxes])
