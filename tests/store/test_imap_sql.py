@@ -4,6 +4,7 @@ hub events each change publishes."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,3 +180,41 @@ def test_uidvalidity_survives_a_restart_and_uids_are_never_reused(tmp_path: Path
     run(first, tmp_path / "mail.db")
     run(second, tmp_path / "mail.db")
 
+
+
+def test_totals_kept_by_triggers_match_a_count_through_every_change() -> None:
+    """stats() reads totals that triggers keep (schema.py); after every kind of change they equal a count."""
+
+    async def check(store: SQLiteStore) -> None:
+        stats = await store.stats()
+        with sqlite3.connect(store.path) as conn:
+            counted = conn.execute("SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) "
+                                   "FROM messages WHERE folder = '' AND owner = ''").fetchone()
+        assert (stats.total, stats.unread, stats.size) == counted
+
+    async def scenario(store: SQLiteStore, events: Recorder) -> None:
+        await check(store)
+        first = await deliver(store, "alice@example.com")
+        second = await deliver(store, "bob@example.com", raw=MESSAGE + b"more\r\n")
+        await check(store)
+        await store.imap_create_folder("alice@example.com", "Keep")
+        appended = await store.imap_append("alice@example.com", INBOX, MESSAGE, ["\\Seen"], None)
+        await check(store)
+        await store.imap_copy([first, appended], "alice@example.com", "Keep")
+        await check(store)
+        moved = await store.imap_copy([second], "alice@example.com", "Keep", move=True)
+        await check(store)
+        await store.imap_copy([moved[0][1]], "alice@example.com", INBOX)
+        await check(store)
+        await store.imap_store_flags([first], "+", ["\\Seen"])
+        await check(store)
+        ids = [m.id for m in (await store.list()).messages]
+        await store.set_read(ids, False)
+        await check(store)
+        await store.imap_expunge([first])
+        await check(store)
+        await store.delete(ids)
+        await check(store)
+        assert (await store.stats()).total == 0
+
+    run(scenario)

@@ -732,9 +732,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         where, params = self._view(mailbox, "")
 
         def run(conn: sqlite3.Connection) -> Stats:
-            total, unread, size = conn.execute(
-                f"SELECT count(*), coalesce(sum(m.read = 0), 0), coalesce(sum(m.size), 0) FROM messages m "
-                f"WHERE {where}", params).fetchone()
+            if mailbox:
+                total, unread, size = conn.execute(
+                    f"SELECT count(*), coalesce(sum(m.read = 0), 0), coalesce(sum(m.size), 0) FROM messages m "
+                    f"WHERE {where}", params).fetchone()
+            else:  # kept by triggers (schema.py)
+                total, unread, size = conn.execute("SELECT total, unread, size FROM totals").fetchone()
             return Stats(total=total, unread=unread, size=size, tags=self._all_tags(conn))
 
         return await self._read(run)
