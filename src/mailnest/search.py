@@ -57,21 +57,21 @@ FTS_DDL = (
 BODY_INDEX_CHARS = 20_000
 
 CONTENT_COLUMNS = tuple(f"c{i}" for i in range(len(FTS_COLUMNS)))  # search_content's names for FTS_COLUMNS
+_CONTENT = ", ".join(CONTENT_COLUMNS)
 PENDING_DDL = (
     "CREATE TABLE IF NOT EXISTS search_pending (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, "
     + ", ".join(f"{c} TEXT NOT NULL" for c in CONTENT_COLUMNS) + ")",
-    "CREATE VIEW IF NOT EXISTS search_text AS SELECT id, " + ", ".join(CONTENT_COLUMNS) + " FROM search_content "
-    "UNION ALL SELECT id, " + ", ".join(CONTENT_COLUMNS) + " FROM search_pending",
+    f"CREATE VIEW IF NOT EXISTS search_text AS SELECT id, {_CONTENT} FROM search_content "
+    f"UNION ALL SELECT id, {_CONTENT} FROM search_pending",
 )
-INSERT_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) "
-                  f"VALUES (?, ?{', ?' * len(FTS_COLUMNS)})")
+INSERT_PENDING = f"INSERT INTO search_pending (id, n, {_CONTENT}) VALUES (?, ?{', ?' * len(FTS_COLUMNS)})"
 # Gives message uid (first parameter) a pending copy of message uid's (second) row, pending or indexed.
-COPY_PENDING = (f"INSERT INTO search_pending (id, n, {', '.join(CONTENT_COLUMNS)}) SELECT ?, 1 + "
+COPY_PENDING = (f"INSERT INTO search_pending (id, n, {_CONTENT}) SELECT ?, 1 + "
                 + " + ".join(f"length({c})" for c in CONTENT_COLUMNS)
-                + f", {', '.join(CONTENT_COLUMNS)} FROM search_text WHERE id = ?")
+                + f", {_CONTENT} FROM search_text WHERE id = ?")
 # Moves the pending rows up to a uid into the index (both statements in one transaction).
 INDEX_PENDING = (
-    f"INSERT INTO search (rowid, {', '.join(FTS_COLUMNS)}) SELECT id, {', '.join(CONTENT_COLUMNS)} FROM search_pending "
+    f"INSERT INTO search (rowid, {', '.join(FTS_COLUMNS)}) SELECT id, {_CONTENT} FROM search_pending "
     "WHERE id <= ? ORDER BY id",
     "DELETE FROM search_pending WHERE id <= ?",
 )
@@ -296,8 +296,8 @@ def _fts_phrase(columns: tuple[str, ...], value: str) -> str:
 
 def _like_sql(columns: tuple[str, ...], value: str) -> tuple[str, list[object]]:
     """A substring test over columns named as in FTS5's own content table `search_content` (c0, c1, ... in
-    FTS_COLUMNS order; `search_pending` and `search_text` name them alike): scanning it directly is twice as fast as scanning through the virtual table, and
-    LIKE with a leading % is several times faster than instr(). Both sides are already case-folded, so
+    FTS_COLUMNS order; `search_pending` and `search_text` name them alike): scanning it directly is twice as
+    fast as scanning through the virtual table, and LIKE with a leading % is several times faster than instr(). Both sides are already case-folded, so
     LIKE's ASCII-only case folding changes nothing."""
     pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     tests = " OR ".join(f"s.c{FTS_COLUMNS.index(c)} LIKE ? ESCAPE '\\'" for c in columns)

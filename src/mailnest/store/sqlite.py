@@ -515,16 +515,18 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         """In the writer's transaction: move the oldest pending search rows, about `budget` characters of them
         (at least one row), into the full-text index. Returns the characters indexed."""
         rows = conn.execute("SELECT id, n FROM search_pending ORDER BY id LIMIT ?", (_INDEX_CHUNK_ROWS,)).fetchall()
+        if not rows:
+            self._unindexed = 0
+            return 0
         total, last = 0, 0
         for uid, chars in rows:
             if total and total + chars > budget:
                 break
             total, last = total + chars, uid
-        if last:
-            for statement in search.INDEX_PENDING:
-                conn.execute(statement, (last,))
-        self._unindexed = 0 if last == (rows[-1][0] if rows else 0) and len(rows) < _INDEX_CHUNK_ROWS \
-            else max(1, self._unindexed - total)
+        for statement in search.INDEX_PENDING:
+            conn.execute(statement, (last,))
+        drained = last == rows[-1][0] and len(rows) < _INDEX_CHUNK_ROWS
+        self._unindexed = 0 if drained else max(1, self._unindexed - total)
         return total
 
     def _commit_batch(self, batch: list[_Pending]) -> tuple[list[Summary], dict[str, list[Any]] | None]:
