@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 
 import bcrypt
@@ -94,6 +95,24 @@ def test_cors_allow_list() -> None:
     with ServerThread(Config()) as server:  # no list: no cross-origin use at all
         response = httpx.get(f"{server.http_url}/api/v1/messages", headers={"Origin": "http://app.localhost:3000"})
         assert "access-control-allow-origin" not in response.headers
+
+
+def test_changes_from_a_page_of_another_origin_are_refused() -> None:
+    """A text/plain POST needs no CORS preflight: without an Origin check any web page could send mail through
+    the developer's browser. Same-origin pages (the UI), allowed origins and clients without Origin pass."""
+    send = {"From": {"Email": "a@example.com"}, "To": [{"Email": "b@example.com"}], "Subject": "hi"}
+    with ServerThread(Config(cors_origins=("http://app.localhost:3000",))) as server:
+        url = f"{server.http_url}/api/v1/send"
+        refused = httpx.post(url, content=json.dumps(send), headers={"Origin": "http://evil.example",
+                                                                     "Content-Type": "text/plain"})
+        assert refused.status_code == 403 and "evil.example" in refused.json()["Error"]
+        assert httpx.delete(f"{server.http_url}/api/v1/messages",
+                            headers={"Origin": "http://evil.example"}).status_code == 403
+        assert httpx.get(f"{server.http_url}/api/v1/messages").json()["total"] == 0
+        for origin in ("http://app.localhost:3000", server.http_url, None):
+            headers = {"Origin": origin} if origin else {}
+            assert httpx.post(url, json=send, headers=headers).status_code == 200, origin
+        assert httpx.get(f"{server.http_url}/api/v1/messages").json()["total"] == 3
 
 
 def test_https_with_the_generated_certificate(accounts: tuple[Path, Path]) -> None:

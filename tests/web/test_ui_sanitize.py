@@ -85,6 +85,7 @@ HOSTILE = [
     "<style>body{background-image:image-set(\"http://evil.invalid/x.png\" 1x)}</style>",
     "<style></style><script>alert(1)</script>",
     "<style>a{color:red}</style ><img src=x onerror=alert(1)>",
+    "<style>a{}<<//style><script>alert(1)</script><img src=x onerror=alert(1)></style>",  # a removal joins "</style"
     "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\"></noscript>",
     "<textarea><script>alert(1)</script></textarea>",
     "<template><script>alert(1)</script></template>",
@@ -124,6 +125,13 @@ def test_hostile_html_comes_out_inert(payload: str) -> None:
     for css in doc.style_text:
         assert "@import" not in css and "evil.invalid" not in css and "url(" not in css, preview.body
     assert "javascript:" not in preview.body.lower()
+
+
+def test_a_kept_image_url_cannot_end_its_style_element() -> None:
+    payload = "<style>a{background:url(\"data:image/png,<\\/style><img/src='x'/onerror=alert(1)>\")}</style><p>hi</p>"
+    body = sanitize(payload).body
+    assert [tag for tag, _ in parsed(body).tags] == ["style", "p"], body
+    assert "data:image/png" in body  # the image data itself is kept
 
 
 def test_links_open_in_a_new_tab_without_opener_or_referrer() -> None:

@@ -27,7 +27,7 @@ from .application import Application, RuntimeCounters
 from .chaos_api import ChaosApi
 from .checks import Checks
 from .compat_mailhog import MailHog
-from .events import LiveEvents
+from .events import LiveEvents, origin_allowed
 from .openapi import OpenApi
 from .send import SendApi
 from .tagging import Tagging
@@ -40,7 +40,11 @@ log = logging.getLogger("mailnest.http")
 
 class Cors:
     """CORS for `/api/` when `Config.cors_origins` is set (`*` allows any origin), as Mailpit's
-    --api-cors: the allowed origin is echoed back, and a preflight (OPTIONS) is answered here."""
+    --api-cors: the allowed origin is echoed back, and a preflight (OPTIONS) is answered here.
+
+    A change (any method but GET, HEAD and OPTIONS) from a browser page of another origin is refused with 403,
+    whatever its Content-Type: a text/plain POST needs no preflight, so without this any web page could send
+    mail or switch on chaos through a developer's browser. Requests without an Origin (curl, clients) pass."""
 
     def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
         self.app = app
@@ -62,6 +66,12 @@ class Cors:
         extra = [(b"access-control-allow-origin", allowed.encode()), (b"vary", b"Origin"),
                  (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
                  (b"access-control-allow-headers", b"*")] if allowed else []
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and not origin_allowed(headers, tuple(self.origins)):
+            log.warning("refused %s %s from the web page of another origin (%s); allow it with --cors ORIGIN",
+                        scope["method"], scope["path"], headers.get("origin"))
+            response = JSONResponse({"Error": f"requests from {headers.get('origin')} are not allowed"}, 403)
+            await response(scope, receive, send)
+            return
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             response = Response(b"", status_code=200 if allowed else 403, media_type="text/plain")
             response.raw_headers.extend(extra)

@@ -173,7 +173,9 @@ def scrub_css(css: str, rewriter: _Rewriter | None = None) -> str:
     css = _CSS_IMAGE_SET.sub("none", css)
     css = _CSS_FETCHING_FUNCTION.sub("invalid(", css)
     css = _CSS_DANGEROUS.sub("", css)
-    return _PLACEHOLDER.sub(lambda m: kept[int(m.group(1))], css)
+    # No "<" survives, as CSS escapes it: removing one "</" above can join its neighbours into a new "</style",
+    # and a kept URL may hold one, either of which would end the <style> element early.
+    return _PLACEHOLDER.sub(lambda m: kept[int(m.group(1))], css).replace("<", "\\3c ")
 
 
 _STYLE_ELEMENT = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)

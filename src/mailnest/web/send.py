@@ -12,6 +12,7 @@ written. Errors are `{"Error": "..."}` with status 400 (413 for a message over t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import email.errors
@@ -244,7 +245,8 @@ class SendApi:
                                 '"To": [{"Email": "joe@example.com"}], "Subject": "Hello"}')
         values = fields(body, FIELDS, example='{"From": {"Email": "jane@example.com"}}')
         try:
-            built = build(values, hostname=self.context.config.hostname)
+            # Encoding up to --max-message-size of attachments is CPU work: off the loop every listener shares.
+            built = await asyncio.to_thread(build, values, hostname=self.context.config.hostname)
         except SendError as exc:
             raise ApiError(400, str(exc)) from None
         if len(built.raw) > limit:
