@@ -218,3 +218,25 @@ def test_totals_kept_by_triggers_match_a_count_through_every_change() -> None:
         assert (await store.stats()).total == 0
 
     run(scenario)
+
+
+def test_appended_and_copied_messages_are_indexed_too() -> None:
+    """APPEND and COPY write outside the ingest batches; they wake the indexer themselves."""
+
+    def pending(store: SQLiteStore) -> int:
+        with sqlite3.connect(store.path) as conn:
+            return conn.execute("SELECT count(*) FROM search_pending").fetchone()[0]
+
+    async def scenario(store: SQLiteStore, events: Recorder) -> None:
+        await store.imap_create_folder("alice@example.com", "Keep")
+        appended = await store.imap_append("alice@example.com", INBOX, MESSAGE, [], None)
+        await store.imap_copy([appended], "alice@example.com", "Keep")
+        for _ in range(500):
+            if not pending(store):
+                break
+            await asyncio.sleep(0.01)
+        assert pending(store) == 0
+        with sqlite3.connect(store.path) as conn:
+            assert conn.execute("SELECT count(*) FROM search").fetchone()[0] == 2
+
+    run(scenario)

@@ -132,6 +132,7 @@ class ImapStoreMixin:
 
         async def _read(self, fn: Any, *args: Any) -> Any: ...
         async def _write(self, fn: Any, *args: Any) -> Any: ...
+        def _nudge_indexer(self) -> None: ...
         def _prepare(self, item: Any) -> Any: ...
         @staticmethod
         def _insert_prepared(conn: sqlite3.Connection, prepared: Any, *, folder: str = "", owner: str = "",
@@ -382,6 +383,7 @@ class ImapStoreMixin:
             return uid, summary.id, replace(summary, uid=uid)
 
         uid, id_, summary = await self._write(run)
+        self._nudge_indexer()
         self._announce(folder, [(uid, id_)], [summary])
         return int(uid)
 
@@ -425,6 +427,7 @@ class ImapStoreMixin:
             return pairs, summaries, deleted
 
         pairs, summaries, deleted = await self._write(run)
+        self._nudge_indexer()
         if deleted:
             self.hub.publish(events.DELETE, deleted)
         self._announce(folder, [(new, id_) for _, new, id_ in pairs], summaries)

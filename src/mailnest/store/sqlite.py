@@ -406,9 +406,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
         self._wrote(16 * 1024)  # a rough size: these are small changes (flags, deletions)
-        if self._queue is not None:
-            self._queue.put_nowait(_NUDGE)  # IMAP APPEND and COPY add rows to index
         return result
+
+    def _nudge_indexer(self) -> None:
+        """After a write outside the ingest batches that added search rows (IMAP APPEND, COPY): index them."""
+        if self._queue is not None:
+            self._queue.put_nowait(_NUDGE)
 
     def _in_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         conn = self._writer_conn
@@ -633,7 +636,9 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if not self.max_messages or self._count <= self.max_messages:
             return None
         excess = self._count - self.max_messages
-        rows = conn.execute("SELECT uid, id FROM messages WHERE folder='' ORDER BY uid LIMIT ?", (excess,)).fetchall()
+        # owner='' too, as in _view: then the (folder, owner, uid) index gives the oldest without a sort.
+        rows = conn.execute("SELECT uid, id FROM messages WHERE folder='' AND owner='' ORDER BY uid LIMIT ?",
+                            (excess,)).fetchall()
         return self._delete_rows(conn, rows)
 
     def _delete_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> dict[str, list[Any]] | None:
