@@ -344,3 +344,12 @@ def test_a_database_from_before_pending_rows_migrates(tmp_path: Path) -> None:
     asyncio.run(reopen())
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_several_queries_are_ored_even_when_one_matches_everything(tmp_path: Path) -> None:
+    async def scenario(store: SQLiteStore) -> None:
+        assert await store.count(query=["verification", "zeppelins"]) == 2
+        assert await store.count(query=["verification", ""]) == 3  # "" matches all: the others add nothing
+        assert {m.subject for m in (await store.list(query=["nosuchword", ""])).messages} == EVERY
+
+    run(tmp_path, scenario)

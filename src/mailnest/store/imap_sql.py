@@ -133,6 +133,8 @@ class ImapStoreMixin:
         async def _read(self, fn: Any, *args: Any) -> Any: ...
         async def _write(self, fn: Any, *args: Any) -> Any: ...
         def _nudge_indexer(self) -> None: ...
+        @staticmethod
+        def _delivered(conn: sqlite3.Connection) -> int: ...
         def _prepare(self, item: Any) -> Any: ...
         @staticmethod
         def _insert_prepared(conn: sqlite3.Connection, prepared: Any, *, folder: str = "", owner: str = "",
@@ -379,7 +381,7 @@ class ImapStoreMixin:
             uid = self._insert_prepared(conn, prepared, folder="" if folder == INBOX else folder,
                                         owner="" if folder == INBOX else owner, flags=extra)
             if folder == INBOX:
-                self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+                self._count = self._delivered(conn)
             return uid, summary.id, replace(summary, uid=uid)
 
         uid, id_, summary = await self._write(run)
@@ -423,7 +425,7 @@ class ImapStoreMixin:
                     summaries.append(summary_from_row(conn.execute(
                         f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE m.uid = ?", (new_uid,)).fetchone()))
             deleted = self._delete_rows(conn, sources) if move else None
-            self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+            self._count = self._delivered(conn)
             return pairs, summaries, deleted
 
         pairs, summaries, deleted = await self._write(run)

@@ -264,7 +264,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             conn.execute("INSERT INTO meta VALUES ('uidvalidity', ?)", (str(self.uidvalidity),))
         else:
             self.uidvalidity = int(row[0])
-        self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+        self._count = self._delivered(conn)
         self._unindexed = int(conn.execute("SELECT total(n) FROM search_pending").fetchone()[0])
         self._next_analyze = max(self._count, 100) * 10
         if self._count >= 1_000:
@@ -408,6 +408,11 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self._wrote(16 * 1024)  # a rough size: these are small changes (flags, deletions)
         return result
 
+    @staticmethod
+    def _delivered(conn: sqlite3.Connection) -> int:
+        """Delivered messages (what retention counts), from the totals the triggers keep: no count of rows."""
+        return int(conn.execute("SELECT total FROM totals").fetchone()[0])
+
     def _nudge_indexer(self) -> None:
         """After a write outside the ingest batches that added search rows (IMAP APPEND, COPY): index them."""
         if self._queue is not None:
@@ -436,15 +441,16 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             where.append(clause)
             params.append(value)
         alternatives: list[str] = []
+        alternative_params: list[Any] = []
         for one in ((query,) if isinstance(query, str) else query):
             compiled = search.compile(one, tz=tz)
-            if compiled is search.MATCH_ALL:
+            if compiled is search.MATCH_ALL:  # one alternative matches everything: so do all of them
                 return " AND ".join(where), params
             alternatives.append(f"({compiled.where})")
-            params.extend(compiled.params)
+            alternative_params.extend(compiled.params)
         if alternatives:
             where.append("(" + " OR ".join(alternatives) + ")")
-        return " AND ".join(where), params
+        return " AND ".join(where), params + alternative_params
 
     # -- ingest ----------------------------------------------------------------------------------------
 
@@ -552,7 +558,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             pruned = self._prune_excess(conn)
         except BaseException:
             conn.execute("ROLLBACK")
-            self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+            self._count = self._delivered(conn)
             raise
         conn.execute("COMMIT")
         if self._count >= self._next_analyze:
@@ -645,7 +651,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if not rows:
             return None
         conn.executemany("DELETE FROM messages WHERE uid = ?", [(uid,) for uid, _ in rows])
-        self._count = conn.execute("SELECT count(*) FROM messages WHERE folder=''").fetchone()[0]
+        self._count = self._delivered(conn)
         return {"ids": [id_ for _, id_ in rows], "uids": [uid for uid, _ in rows]}
 
     def _prune_older(self, conn: sqlite3.Connection, cutoff: float) -> dict[str, list[Any]] | None:
