@@ -254,11 +254,7 @@ def _simple(value: bytes) -> list[Address] | None:
 def parse_addresses(value: bytes) -> list[Address]:
     """An address header's value -> its addresses, with groups as start/end markers."""
     simple = _simple(value)
-    if simple is not None:
-        return simple
-    parser = _AddressParser(value)
-    parser.address_list()
-    return parser.out
+    return simple if simple is not None else slow_parse_addresses(value)
 
 
 def slow_parse_addresses(value: bytes) -> list[Address]:

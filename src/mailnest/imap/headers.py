@@ -25,10 +25,8 @@ class HeaderField:
     end: int  # offset just past the field's last line break
 
 
-def header_end(raw: bytes, start: int = 0, stop: int | None = None) -> int:
-    """Where the body starts: just past the empty line ending the header (or `stop` if there is none)."""
-    if stop is not None and stop < len(raw):
-        raw = raw[:stop]
+def header_end(raw: bytes, start: int = 0) -> int:
+    """Where the body starts: just past the empty line ending the header."""
     return block_end(raw, start)[1]
 
 
@@ -71,7 +69,3 @@ def unfold(value: bytes) -> bytes:
     """Drop the line breaks of a folded value, keeping the white space that follows them."""
     return value.replace(b"\r", b"").replace(b"\n", b"") if b"\n" in value or b"\r" in value else value
 
-
-def find(raw: bytes, name: bytes, start: int = 0, end: int | None = None) -> list[HeaderField]:
-    wanted = name.lower()
-    return [f for f in fields(raw, start, end) if f.name.lower() == wanted]

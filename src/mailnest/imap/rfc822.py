@@ -16,7 +16,6 @@ for _c in range(256):
     if (chr(_c).isascii() and chr(_c).isalnum()) or _c >= 0x80:
         _CLASS[_c] = 2
 ATEXT = frozenset(c for c in range(256) if _CLASS[c])
-TOKEN = frozenset(c for c in range(256) if _CLASS[c] & 3) | {0x2E}  # MIME token chars plus '.'
 _LWSP = frozenset(b" \t\r\n")
 
 
@@ -82,11 +81,6 @@ class Lexer:
         out += data[start:self.pos]
         return self.skip_lwsp() if self.pos < self.end else 0
 
-    def atom(self, out: bytearray) -> int:
-        if self.pos >= self.end or self.data[self.pos] not in ATEXT:
-            return -1
-        return self._run(ATEXT, out)
-
     def dot_atom(self, out: bytearray) -> int:
         """dot-atom, allowing white space and comments around the dots as RFC 822 did."""
         if self.pos >= self.end or self.data[self.pos] not in ATEXT:
@@ -102,9 +96,6 @@ class Lexer:
             ret = self.skip_lwsp()
             if ret <= 0:
                 return ret
-
-    def mime_token(self, out: bytearray) -> int:
-        return self._run(TOKEN, out)
 
     def quoted_string(self, out: bytearray) -> int:
         self.pos += 1

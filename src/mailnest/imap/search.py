@@ -86,18 +86,6 @@ def _sent_day(value: bytes | None) -> int:
         return _EPOCH.toordinal()
 
 
-def _header_kinds(key: SearchKey, out: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (op, field) haystacks a key tree needs from message headers."""
-    if key.op in ("AND", "OR", "NOT"):
-        for sub in key.args:
-            _header_kinds(sub, out)  # type: ignore[arg-type]
-    elif key.op in ("HEADER", "ADDRESS", "SUBJECT"):
-        out.add((key.op, str(key.args[0]).lower()))
-    elif key.op == "DATE" and key.args[0] == "sent":
-        out.add(("SENT", "date"))
-    return out
-
-
 def _header_haystack(op: str, name: str, header: bytes) -> tuple[str, ...] | int:
     """What one kind of header key searches in: one normalized string per field occurrence (SENT: a day)."""
     wanted = name.encode("utf-8", "replace")

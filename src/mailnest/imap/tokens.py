@@ -68,8 +68,6 @@ class _Lexer:
                 if closer is None:
                     return out
                 raise self.fail("Missing ')'" if closer == 0x29 else "Missing ']'")
-            if self.pos >= len(self.data):
-                raise self.fail("Missing ')'" if closer == 0x29 else "Missing ']'")
             byte = self.data[self.pos]
             if closer is not None and byte == closer:
                 self.pos += 1
