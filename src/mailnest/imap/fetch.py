@@ -31,6 +31,13 @@ BATCH_BYTES = 16 * 1024 * 1024  # stored bytes read per round trip, at most (one
 _SEEN = "\\Seen"
 
 
+def _from_header(item: FetchItem) -> bool:
+    """Answered from the header block alone: what mail clients list a folder with (ENVELOPE,
+    BODY.PEEK[HEADER.FIELDS (...)]) never reads whole messages."""
+    return item.name in _HEADER_ONLY or (item.section is not None and not item.section.part
+                                         and item.section.text.startswith("HEADER"))
+
+
 def _section_bytes(raw: bytes, root: MimePart, section: Section) -> bytes:
     target: MimePart | None = root
     if section.part:
@@ -89,8 +96,9 @@ class Fetcher:
         rest = [i for i in items if i.name not in _BUFFERED]
         names = {i.name for i in items}
         mark_seen = not selected.readonly and any(i.sets_seen for i in items)
-        needs_raw = any(i.name not in _BUFFERED and i.name not in _HEADER_ONLY for i in items)
-        needs_headers = not needs_raw and any(i.name in _HEADER_ONLY for i in items)
+        needs_raw = any(i.name not in _BUFFERED and not _from_header(i) for i in items)
+        needs_headers = not needs_raw and any(_from_header(i) for i in items)
+        header_always = any(_from_header(i) and i.name != "ENVELOPE" for i in items)  # ENVELOPE may be cached
         seqs = dict((uid, seq) for seq, uid in pairs)
         if needs_raw:
             chunks = selected.batches([uid for _, uid in pairs], _SMALL_BATCH, BATCH_BYTES)
@@ -106,7 +114,7 @@ class Fetcher:
                 blobs = await self.store.imap_raw(uids)
                 absent = set(uids) - blobs.keys()
             elif needs_headers:
-                missing = [u for u in uids if "RFC822.HEADER" in names or cache.get(u, "ENVELOPE") is None]
+                missing = [u for u in uids if header_always or cache.get(u, "ENVELOPE") is None]
                 blobs = await self.store.imap_headers(missing) if missing else {}
                 absent = set(missing) - blobs.keys()
             seen_now: set[int] = set()
