@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from mailnest import Config, ServerThread
+from mailnest.smtp.server import _DATA_READ_LIMIT
 from tests.conftest import send
 
 
@@ -170,6 +171,29 @@ def test_smtp_smuggling_patterns_do_not_end_data(server: ServerThread, api: http
     # A "." that starts a line after CRLF is transparency (RFC 5321 4.5.2) and is removed, as for any message.
     stored_bytes = api.get(f"/api/v1/message/{listing['messages'][0]['ID']}/raw").content
     assert stored_bytes == smuggled.replace(b"\r\n.", b"\r\n")
+
+
+def test_the_end_of_data_is_found_across_a_read_that_splits_it(server: ServerThread, api: httpx.Client) -> None:
+    """A message of just over the DATA read buffer, whose last bytes before a pause are CRLF ".": the buffer
+    overruns there and is handed on without its last two bytes, so the final CRLF "." CRLF arrives split as
+    CR | LF "." CRLF. It must still end the message (it used to be missed, and the session hung in DATA)."""
+    c = Conversation(server.smtp_port)
+    c.sock.settimeout(5)
+    c.say(b"EHLO ok.test\r\n")
+    c.say(b"MAIL FROM:<a@example.com>\r\n")
+    c.say(b"RCPT TO:<b@example.com>\r\n")
+    assert c.say(b"DATA\r\n").startswith(b"354")
+    head = b"Subject: exactly past the read buffer\r\n\r\n"
+    total = _DATA_READ_LIMIT + 3  # asyncio overruns once the buffer is longer than limit + len(".\r\n") - 1
+    filler = ((b"x" * 76 + b"\r\n") * (total // 78 + 1))[:total - len(head) - 3]
+    c.sock.sendall(head + filler + b"\r\n.")
+    time.sleep(0.3)
+    assert c.say(b"\r\n").startswith(b"250")
+    assert c.say(b"NOOP\r\n").startswith(b"250")
+    c.close()
+    listing = api.get("/api/v1/messages").json()
+    assert listing["total"] == 1
+    assert api.get(f"/api/v1/message/{listing['messages'][0]['ID']}/raw").content == head + filler + b"\r\n"
 
 
 @pytest.mark.parametrize("address", [b"<a\x0bb@example.com>", b"<a\x00b@example.com>", b"<a b@example.com>",

@@ -163,7 +163,7 @@ class CaptureSMTP(SMTP):
         chunks: list[bytes] = []
         size = 0
         too_big = False
-        ends_with_crlf = True  # the CRLF before DATA's first line counts for the terminator
+        tail = b"\r\n"  # the last two bytes read (the CRLF before DATA's first line counts for the terminator)
         saved_limit = reader._limit  # type: ignore[attr-defined]
         reader._limit = max(saved_limit, _DATA_READ_LIMIT)  # type: ignore[attr-defined]
         try:
@@ -174,7 +174,10 @@ class CaptureSMTP(SMTP):
                     segment = await reader.readexactly(exc.consumed)
                     ending = False
                 else:
-                    ending = segment.endswith(b"\r\n.\r\n") or (segment == b".\r\n" and ends_with_crlf)
+                    # An overrun hands on all but the last two buffered bytes, so CRLF "." CRLF may arrive split:
+                    # a short segment is checked together with the bytes before it.
+                    ending = segment.endswith(b"\r\n.\r\n") or (len(segment) < 5
+                                                                   and (tail + segment).endswith(b"\r\n.\r\n"))
                     if ending:
                         segment = segment[:-3]
                 if segment:
@@ -184,7 +187,7 @@ class CaptureSMTP(SMTP):
                         chunks.clear()  # keep reading to the end, but hold nothing
                     elif not too_big:
                         chunks.append(segment)
-                    ends_with_crlf = segment.endswith(b"\r\n")
+                    tail = segment[-2:] if len(segment) >= 2 else (tail + segment)[-2:]
                 if ending:
                     break
         finally:
