@@ -131,6 +131,8 @@ def test_append_copy_move_expunge_make_new_uids() -> None:
         assert [old for old, _ in pairs] == [first, appended] and all(new > appended for _, new in pairs)
         kinds = events.take()
         assert kinds == [("update", {"ids": kinds[0][1]["ids"], "uids": [new for _, new in pairs], "folder": "Keep"})]
+        sources = {m.id for m in (await store.list()).messages}
+        assert len(set(kinds[0][1]["ids"])) == 2 and not sources & set(kinds[0][1]["ids"])  # the copies' own IDs
         keep = await store.imap_view("alice@example.com", "Keep")
         assert keep.flags[1] == frozenset({"\\Flagged"})  # flags travel with the copy
         assert len((await store.list()).messages) == 2  # folder copies are not deliveries
