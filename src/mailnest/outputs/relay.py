@@ -348,8 +348,8 @@ class Relay:
             status = statuses[rcpt]
             status.state = SENT if kind == "sent" else FAILED
             status.reason, status.attempts, status.updated = reason, 1, datetime.now(UTC)
-        if all(s.state == FAILED for s in statuses.values()):
-            raise RelayFailed("; ".join(f"{r}: {s.reason}" for r, s in statuses.items()))
+        if all(statuses[r].state == FAILED for r in rcpts):  # this release's recipients, not earlier relays'
+            raise RelayFailed("; ".join(f"{r}: {statuses[r].reason}" for r in rcpts))
         return statuses
 
     async def close(self) -> None:
