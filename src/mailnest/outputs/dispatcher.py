@@ -134,12 +134,11 @@ class OutputDispatcher:
                 self._inbox.task_done()
 
     async def _dispatch(self, summary: Summary) -> None:
-        raw = await self.store.raw(summary.id)
-        message = await self.store.get(summary.id) if raw is not None else None
-        if raw is None or message is None:
+        found = (await self.store.raw_with_envelopes([summary.id])).get(summary.id)  # one read, no parse
+        if found is None:
             log.debug("message %s was deleted before the outputs ran", summary.id)
             return
-        delivery = Delivery(summary.id, raw, message.envelope)
+        delivery = Delivery(summary.id, *found)
         for worker in self._workers:
             worker.queue.put_nowait(delivery)
         if self.relay is not None:
