@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 MAILNEST = [sys.executable, "-m", "mailnest.cli"]
 
@@ -137,3 +138,14 @@ def test_send_to_nothing_says_what_to_do(tmp_path: Path) -> None:
     result = run_send(port, "--to", "x@example.com")
     assert result.returncode == 1
     assert "mailnest serve" in result.stderr
+
+
+def test_require_tls_needs_a_certificate_from_any_tls_option() -> None:
+    from mailnest.cli import build_parser, config_from_args
+    from mailnest.config import ConfigError
+
+    parser = build_parser()
+    for implied in (["--tls"], ["--http-tls"], ["--smtps", "127.0.0.1:0"], ["--imaps", "127.0.0.1:0"]):
+        assert config_from_args(parser.parse_args(["serve", "--require-tls", *implied])).require_tls, implied
+    with pytest.raises(ConfigError, match="--require-tls needs TLS"):
+        config_from_args(parser.parse_args(["serve", "--require-tls"]))

@@ -223,9 +223,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
     fields["relay_allow"] = tuple(args.relay_allow)
     if fields["relay_allow"] and not fields["relay"]:
         raise ConfigError("--relay-allow needs --relay HOST:PORT, the server to forward to")
-    if fields["require_tls"] and not (fields["tls"] or fields["tls_cert"]):
+    config = SERVE_DEFAULTS.replace(**fields)
+    if config.require_tls and not config.tls_enabled:
         raise ConfigError("--require-tls needs TLS: add --tls (self-signed) or --tls-cert/--tls-key")
-    return SERVE_DEFAULTS.replace(**fields)
+    return config
 
 
 def _setup_logging(level: str) -> None:

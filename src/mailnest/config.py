@@ -153,6 +153,12 @@ class Config:
     def replace(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    @property
+    def tls_enabled(self) -> bool:
+        """A certificate is served: by --tls/--tls-cert, or implied by an implicit-TLS listener or --http-tls
+        (SMTP, IMAP and POP3 then offer STARTTLS with it)."""
+        return bool(self.tls or self.tls_cert or self.smtps or self.imaps or self.pop3s or self.http_tls)
+
 
 SERVE_DEFAULTS = Config(
     smtp=Listen("127.0.0.1", 1025),

@@ -68,7 +68,7 @@ def generate_self_signed(directory: Path, hostnames: list[str]) -> TLSMaterial:
 
 
 def tls_wanted(config: Config) -> bool:
-    return bool(config.tls or config.tls_cert or config.smtps or config.imaps or config.pop3s or config.http_tls)
+    return config.tls_enabled
 
 
 def load_material(config: Config, scratch: Path) -> TLSMaterial | None:
