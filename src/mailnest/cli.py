@@ -59,6 +59,14 @@ def _typed(parser: Callable[..., Any], what: str) -> Callable[[str], Any]:
     return parse
 
 
+def _seconds(value: str, *, what: str = "duration") -> float:
+    """A duration that must be more than zero (a timeout): `30s`, `5m`, `90`."""
+    seconds = parse_duration(value, what=what)
+    if seconds is None:
+        raise ConfigError(f"{what}: {value!r} must be more than 0, such as 30s or 5m")
+    return seconds
+
+
 def _int(what: str) -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:
@@ -124,6 +132,33 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     smtp.add_argument("--max-recipients", metavar="N", type=_int("max-recipients"),
                       default=_default("max_recipients", d.max_recipients, _int("max-recipients")),
                       help=f"refuse more recipients per message with 452 (default {d.max_recipients})")
+    smtp.add_argument("--smtp-timeout", metavar="DURATION", type=_typed(_seconds, "smtp-timeout"),
+                      default=_default("smtp_timeout", d.smtp_timeout, _typed(_seconds, "smtp-timeout")),
+                      help=f"close an SMTP connection idle this long between commands (default {d.smtp_timeout:g}s)")
+    smtp.add_argument("--data-timeout", metavar="DURATION", type=_typed(_seconds, "data-timeout"),
+                      default=_default("data_timeout", d.data_timeout, _typed(_seconds, "data-timeout")),
+                      help=f"deadline for sending one whole message after DATA (default {d.data_timeout:g}s)")
+
+    limits = p.add_argument_group("limits (SMTP, IMAP and POP3 listeners; a client over them gets 421 or BYE)")
+    limits.add_argument("--max-connections", metavar="N", type=_int("max-connections"),
+                        default=_default("max_connections", d.max_connections, _int("max-connections")),
+                        help=f"open connections per listener (default {d.max_connections})")
+    limits.add_argument("--max-connections-per-client", metavar="N", type=_int("max-connections-per-client"),
+                        default=_default("max_connections_per_client", d.max_connections_per_client,
+                                         _int("max-connections-per-client")),
+                        help=f"open connections per listener from one client address "
+                             f"(default {d.max_connections_per_client})")
+    limits.add_argument("--command-timeout", metavar="DURATION", type=_typed(_seconds, "command-timeout"),
+                        default=_default("command_timeout", d.command_timeout, _typed(_seconds, "command-timeout")),
+                        help=f"deadline for one whole command line once it has started (default "
+                             f"{d.command_timeout:g}s)")
+    limits.add_argument("--idle-timeout", metavar="DURATION", type=_typed(_seconds, "idle-timeout"),
+                        default=_default("idle_timeout", d.idle_timeout, _typed(_seconds, "idle-timeout")),
+                        help=f"close an IMAP or POP3 connection idle this long (default {d.idle_timeout:g}s)")
+    limits.add_argument("--max-event-queue", metavar="N", type=_int("max-event-queue"),
+                        default=_default("max_event_queue", d.max_event_queue, _int("max-event-queue")),
+                        help=f"live events queued for one websocket or SSE client before it is dropped as too "
+                             f"slow (default {d.max_event_queue})")
 
     sec = p.add_argument_group("TLS and authentication")
     sec.add_argument("--tls", action="store_true", default=_env_bool("tls"),
@@ -151,6 +186,10 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                      default=_default("cors", [], lambda v: [x for x in v.split(",") if x]),
                      help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) call the API and open the "
                           "event stream; repeatable; default: same origin only")
+    sec.add_argument("--allowed-host", dest="allowed_hosts", metavar="NAME", action="append",
+                     default=_default("allowed_hosts", [], lambda v: [x for x in v.split(",") if x]),
+                     help="a Host name the web UI and API answer to, besides loopback names and addresses, the "
+                          "listen address and --hostname (repeatable; '*' for any; refuses DNS rebinding)")
     sec.add_argument("--allow-insecure-auth", action="store_true", default=_env_bool("allow_insecure_auth"),
                      help="allow plain-text AUTH before STARTTLS even when TLS is configured")
 
@@ -214,8 +253,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
         "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
         "relay_user", "relay_password", "chaos", "allow_private_link_check", "http_tls", "http_auth_file",
-        "send_auth_file",
+        "send_auth_file", "smtp_timeout", "data_timeout", "max_connections", "max_connections_per_client",
+        "command_timeout", "idle_timeout", "max_event_queue",
     )}
+    fields["allowed_hosts"] = tuple(args.allowed_hosts)
     fields["cors_origins"] = tuple(args.cors_origins)
     fields["tag_rules"] = tuple(args.tag_rules)
     fields["webhooks"] = tuple(args.webhooks)

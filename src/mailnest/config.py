@@ -102,9 +102,16 @@ class Config:
     smtp_timeout: float = 300.0
     print_messages: bool = False  # console output: envelope then message, as smtpd's DebuggingServer
 
+    data_timeout: float = 600.0  # deadline for a whole DATA phase (RFC 5321 4.5.3.2 suggests 10 minutes)
+
     # IMAP / POP3
     catch_all_login: str = "*"  # this login sees every message
     idle_timeout: float = 1800.0
+
+    # Limits on every listener (SMTP, IMAP, POP3): a client over them is answered and closed, others go on.
+    max_connections: int = 500  # open connections per listener
+    max_connections_per_client: int = 50  # open connections per listener from one client address
+    command_timeout: float = 60.0  # deadline for one whole command line once its first byte has arrived
 
     # Outputs (issue 4)
     mh: Path | None = None
@@ -136,6 +143,10 @@ class Config:
     http_auth_file: Path | None = None
     send_auth_file: Path | None = None
     cors_origins: tuple[str, ...] = ()
+    # Host names the HTTP server answers to besides loopback names and addresses, its listen address and
+    # `hostname` (a defence against DNS rebinding); "*" answers any.
+    allowed_hosts: tuple[str, ...] = ()
+    max_event_queue: int = 1000  # events queued for one websocket/SSE client before it is dropped as too slow
 
     # Process
     ports_file: Path | None = None
@@ -149,6 +160,13 @@ class Config:
             raise ConfigError("max_recipients must be at least 1")
         if self.max_messages < 0:
             raise ConfigError("max_messages must be 0 (unlimited) or more")
+        if self.max_connections < 1 or self.max_connections_per_client < 1:
+            raise ConfigError("max_connections and max_connections_per_client must be at least 1")
+        if self.max_event_queue < 1:
+            raise ConfigError("max_event_queue must be at least 1")
+        for name in ("smtp_timeout", "data_timeout", "idle_timeout", "command_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be more than 0 seconds")
 
     def replace(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
