@@ -78,3 +78,32 @@ def trusting(server: ServerThread) -> ssl.SSLContext:
     """A client TLS context that trusts the server's certificate (generated or given)."""
     assert server.tls_cert is not None, "the server has no TLS certificate"
     return ssl.create_default_context(cafile=str(server.tls_cert))
+
+
+# -- CI runs every test: a skip there is a failure --------------------------------------------------------------
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Report every skipped test at the end of the run; in CI (`CI=true`) any skip fails the run.
+
+    A test skips when a system tool or privilege it needs is missing. Outside CI that is a convenience; in CI it
+    would hide a missing install step in .ci/run, so the run fails and names what was skipped.
+    """
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller reports for everyone
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    skipped = [report for report in reporter.stats.get("skipped", []) if not hasattr(report, "wasxfail")]
+    if not skipped:
+        return
+    lines = []
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        lines.append(f"  {report.nodeid}: {reason}")
+    verdict = "CI requires every test to run; these were skipped" if IN_CI else "skipped (they run in CI)"
+    reporter.line("")
+    reporter.write_sep("=", f"{len(skipped)} test(s) {verdict}", red=IN_CI, yellow=not IN_CI)
+    for line in lines:
+        reporter.write_line(line)
+    if IN_CI and session.exitstatus == 0:
+        session.exitstatus = 1
