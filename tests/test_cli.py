@@ -149,3 +149,51 @@ def test_require_tls_needs_a_certificate_from_any_tls_option() -> None:
         assert config_from_args(parser.parse_args(["serve", "--require-tls", *implied])).require_tls, implied
     with pytest.raises(ConfigError, match="--require-tls needs TLS"):
         config_from_args(parser.parse_args(["serve", "--require-tls"]))
+
+
+def test_limits_options_are_parsed_and_bad_ones_explained() -> None:
+    from mailnest.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args([
+        "serve", "--max-connections", "40", "--max-connections-per-client", "7", "--command-timeout", "2s",
+        "--data-timeout", "1m", "--smtp-timeout", "30", "--idle-timeout", "5m", "--max-event-queue", "9",
+        "--allowed-host", "mail.test", "--allowed-host", "staging.test"])
+    config = config_from_args(args)
+    assert (config.max_connections, config.max_connections_per_client, config.max_event_queue) == (40, 7, 9)
+    assert (config.command_timeout, config.data_timeout, config.smtp_timeout, config.idle_timeout) == (
+        2.0, 60.0, 30.0, 300.0)
+    assert config.allowed_hosts == ("mail.test", "staging.test")
+    for bad, hint in ((["--command-timeout", "0"], "more than 0"), (["--data-timeout", "soon"], "duration"),
+                      (["--max-connections", "0"], "at least 1"), (["--max-event-queue", "x"], "whole number")):
+        result = subprocess.run([*MAILNEST, "serve", *bad], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2, (bad, result.stderr)
+        assert hint in result.stderr and "Traceback" not in result.stderr, (bad, result.stderr)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/limits")
+def test_serve_raises_a_low_open_file_limit(tmp_path: Path) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 256
+    if hard != resource.RLIM_INFINITY and hard <= low:
+        pytest.fail(f"the hard open-file limit {hard} leaves nothing to raise to")
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    ports_file = tmp_path / "ports.json"
+    proc = subprocess.Popen([*MAILNEST, "serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--imap", "off",
+                             "--pop3", "off", "--ports-file", str(ports_file)], preexec_fn=lower,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (ports_file.exists() and ports_file.read_text().endswith("\n")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=5)
+            time.sleep(0.02)
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert int(line.split()[3]) > low, line
+    finally:
+        proc.kill()
+        proc.wait()

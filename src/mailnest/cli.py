@@ -275,6 +275,32 @@ def _setup_logging(level: str) -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr)
 
 
+def _raise_open_file_limit(config: Config) -> None:
+    """Let the process hold every connection the limits allow: raise the soft open-file limit toward the hard one.
+
+    Four listeners of `max_connections` each, plus the store's files and HTTP, must fit under RLIMIT_NOFILE, or an
+    accept fails with EMFILE and a flood of idle clients starves everyone. The common soft limit is 1024.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    listeners = sum(1 for listen in (config.smtp, config.imap, config.pop3, config.smtps, config.imaps,
+                                     config.pop3s) if listen is not None)
+    wanted = listeners * config.max_connections + 1024
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+            return
+    if target < wanted:
+        log.warning("the open-file limit (%d) is below what --max-connections %d on %d listener(s) needs (%d); "
+                    "lower --max-connections or raise `ulimit -n`", target, config.max_connections, listeners, wanted)
+
+
 async def _serve(config: Config) -> int:
     from .outputs import HandlerLoadError
     from .runtime import MailServer
@@ -283,6 +309,7 @@ async def _serve(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    _raise_open_file_limit(config)
     try:
         server = MailServer(config)
     except (ConfigError, HandlerLoadError) as exc:
