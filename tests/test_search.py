@@ -342,6 +342,7 @@ def test_fts_operators_are_words(db: sqlite3.Connection) -> None:
     ("to:", "to:"),
     ('subject:""', "subject:"),
     ("-tag:", "tag:"),
+    ("folder:", "folder:"),
     ("after:2026-01-02 before:soon", "before:soon"),
 ])
 def test_malformed_queries_name_the_bad_part(query: str, names: str) -> None:
@@ -427,3 +428,20 @@ def test_one_row_filters_look_up_rather_than_collect(db: sqlite3.Connection, que
     plan = db.execute(f"EXPLAIN QUERY PLAN SELECT 1 FROM messages m WHERE m.uid = ? AND ({row.where})",
                       (1, *row.params)).fetchall()
     assert not [step for step in plan if "LIST SUBQUERY" in step[-1]], plan
+
+
+def test_folder_terms_choose_folders_themselves() -> None:
+    archive = search.compile('folder:"Sent Items" zeppelin')
+    assert archive.all_folders and "Sent Items" in archive.params
+    inbox = search.compile("folder:INBOX")
+    assert inbox.all_folders and inbox.where == "(m.folder = '' AND m.owner = '')"
+    assert search.compile("folder:inbox").where == inbox.where
+    assert search.compile("-folder:Archive").where == "NOT (m.folder = ?)"
+    assert not search.compile("zeppelin").all_folders
+    assert "folder" in search.FIELDS
+
+
+def test_the_null_sender_term() -> None:
+    assert search.compile("envelope-from:<>").where == "m.mail_from IN ('', '<>')"
+    assert search.compile("-envelope-from:<>").where == "NOT (m.mail_from IN ('', '<>'))"
+    assert search.compile("envelope-from:<a@x.test>").where != search.compile("envelope-from:<>").where

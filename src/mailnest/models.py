@@ -73,6 +73,7 @@ class Summary:
     attachments: int
     snippet: str
     tags: tuple[str, ...] = ()
+    folder: str = ""  # '' for delivered mail, else the IMAP folder a client filed it in (see Store.folders)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,17 +4,19 @@ Pure: no I/O. The language is Mailpit's (https://mailpit.axllent.org/docs/usage/
 envelope (`mailbox:`, `envelope-from:`); the README has the table of terms.
 
 Contract with store/sqlite.py:
-- `FTS_DDL` creates the full-text table `search` (rowid = messages.uid). Its content never changes after
-  insert (mutable state such as read and tags is filtered on `messages`), so only insert and delete touch it.
-- `PENDING_DDL` creates `search_pending` (id = messages.uid, n = characters, then c0, c1, ... in FTS_COLUMNS
-  order, as FTS5's own content table `search_content`) and the view `search_text` over both. A message is
+- The full-text table `search` (rowid = messages.uid; created by store/schema.py). Its content never changes
+  after insert (mutable state such as read and tags is filtered on `messages`), so only insert and delete touch it.
+- `search_pending` (id = messages.uid, n = characters, then c0, c1, ... in FTS_COLUMNS order, as FTS5's own
+  content table `search_content`) and the view `search_text` over both. A message is
   stored with its row in `search_pending`; the store moves pending rows into `search` in bulk, off the path
   of the SMTP 250 (one commit per message batch costs 2-4x more index work per message than one per bulk).
   Every filter finds a message whether its row is pending or indexed: FTS5 for one, LIKE for the other.
 - `index_values(...)` gives the values of one message's row, in `FTS_COLUMNS` order.
 - `compile(query)` gives a `Filter` whose `where` is an SQL boolean expression over `messages AS m` (columns
-  uid, read, tags (a JSON array, '[]' when none), attachments, inline, size, created), with `?` placeholders
-  bound to `params`. A malformed query raises `QueryError` naming the bad part. `compile(query, one_row=True)`
+  uid, read, tags (a JSON array, '[]' when none), attachments, inline, size, created, mail_from, folder, owner),
+  with `?` placeholders bound to `params`. `Filter.all_folders` is True when the query has a `folder:` term:
+  the filter then picks delivered mail (folder '' and owner '') or IMAP folders itself, and the store must not
+  first narrow the view to delivered mail as it does for every other query. A malformed query raises `QueryError` naming the bad part. `compile(query, one_row=True)`
   is the same filter shaped for testing one known message.
 
 Matching: every text term is a case-insensitive substring match, as in Mailpit. Both the indexed text and the
@@ -45,12 +47,10 @@ class QueryError(ValueError):
 
 FTS_COLUMNS = ("subject", "from_addr", "to_addr", "cc_addr", "bcc_addr", "reply_to_addr", "body",
                "message_id", "envelope_from", "rcpt")
-# Case folding happens in `normalize` (full Unicode, unlike the tokenizer's), so the tokenizer need not fold.
-FTS_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5("
-    + ", ".join(FTS_COLUMNS)
-    + ", tokenize='trigram case_sensitive 1', detail=full, columnsize=0)"
-)
+# The search tables themselves are created by store/schema.py (written out there once per schema version):
+# `search` is FTS5 over FTS_COLUMNS with tokenize='trigram case_sensitive 1' (case folding happens in `normalize`,
+# full Unicode, unlike the tokenizer's), and `search_pending` and the view `search_text` name the same columns
+# c0, c1, ... in FTS_COLUMNS order.
 # Indexing costs the writer thread 0.1-0.2 µs of CPU per character (benchmarks/search_bench.py), and ingest waits
 # on the writer: a 100 KB text body would add 10 ms or more to its message. So only the first BODY_INDEX_CHARS characters of a body (after
 # HTML is reduced to text) are searchable: more than the whole text of nearly any notification or newsletter.
@@ -58,12 +58,6 @@ BODY_INDEX_CHARS = 20_000
 
 CONTENT_COLUMNS = tuple(f"c{i}" for i in range(len(FTS_COLUMNS)))  # search_content's names for FTS_COLUMNS
 _CONTENT = ", ".join(CONTENT_COLUMNS)
-PENDING_DDL = (
-    "CREATE TABLE IF NOT EXISTS search_pending (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, "
-    + ", ".join(f"{c} TEXT NOT NULL" for c in CONTENT_COLUMNS) + ")",
-    f"CREATE VIEW IF NOT EXISTS search_text AS SELECT id, {_CONTENT} FROM search_content "
-    f"UNION ALL SELECT id, {_CONTENT} FROM search_pending",
-)
 INSERT_PENDING = f"INSERT INTO search_pending (id, n, {_CONTENT}) VALUES (?, ?{', ?' * len(FTS_COLUMNS)})"
 # Gives message uid (first parameter) a pending copy of message uid's (second) row, pending or indexed.
 COPY_PENDING = (f"INSERT INTO search_pending (id, n, {_CONTENT}) SELECT ?, 1 + "
@@ -147,7 +141,7 @@ _FLAG_FIELDS: dict[str, dict[str, str]] = {
         "inlines": "m.inline > 0",
     },
 }
-_OTHER_FIELDS = ("tag", "larger", "smaller", "before", "after")
+_OTHER_FIELDS = ("tag", "larger", "smaller", "before", "after", "folder")
 FIELDS = (*[f for f in _TEXT_FIELDS if f], *_FLAG_FIELDS, *_OTHER_FIELDS)
 
 _FIELD_PREFIX = re.compile(r"([A-Za-z][A-Za-z-]*):")
@@ -168,6 +162,9 @@ class Term:
 class Filter:
     where: str
     params: tuple[object, ...]
+    # True when the query names folders (a `folder:` term): `where` then chooses among delivered mail and IMAP
+    # folders itself, and the store must not narrow it to delivered mail first.
+    all_folders: bool = False
 
 
 MATCH_ALL = Filter("1", ())
@@ -324,6 +321,11 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
     clauses: list[tuple[str, list[object]]] = []
     for term in terms:
         field, value = term.field, term.value
+        if field == "envelope-from" and not value.strip().strip("<>").strip():
+            # The null sender (bounces, delivery reports) indexes as nothing, which no substring test finds.
+            sql = "m.mail_from IN ('', '<>')"
+            clauses.append((f"NOT ({sql})" if term.negated else sql, []))
+            continue
         if field in _TEXT_FIELDS:
             needle = normalize(value.strip().strip("<>") if field == "message-id" else value)
             columns = _TEXT_FIELDS[field]
@@ -335,6 +337,8 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
             continue
         if field in _FLAG_FIELDS:
             sql, params = _FLAG_FIELDS[field][value.lower()], []
+        elif field == "folder":
+            sql, params = _folder_sql(value)
         elif field == "tag":
             sql = "(m.tags != '[]' AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ? COLLATE NOCASE))"
             params = [value]
@@ -366,7 +370,17 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
         clauses.append((template.format(pending=" OR ".join(test for test, _ in like_out)),
                         [" OR ".join(fts_out), *(p for _, params in like_out for p in params)]))
     clauses.extend(_short_clauses(short, narrowed=bool(fts_in) or one_row))
-    return Filter(" AND ".join(sql for sql, _ in clauses), tuple(p for _, params in clauses for p in params))
+    return Filter(" AND ".join(sql for sql, _ in clauses), tuple(p for _, params in clauses for p in params),
+                  all_folders=any(term.field == "folder" for term in terms))
+
+
+def _folder_sql(name: str) -> tuple[str, list[object]]:
+    """`folder:NAME`: the messages IMAP clients filed in that folder, whoever's it is (names are case-sensitive,
+    as in IMAP); INBOX, in any case, is delivered mail."""
+    name = name.strip()
+    if name.upper() == "INBOX":
+        return "(m.folder = '' AND m.owner = '')", []
+    return "m.folder = ?", [name]
 
 
 def _short_clauses(short: list[tuple[str, list[object], bool]], *, narrowed: bool) -> list[tuple[str, list[object]]]:
@@ -375,8 +389,12 @@ def _short_clauses(short: list[tuple[str, list[object], bool]], *, narrowed: boo
     if not short:
         return []
     if narrowed:
-        return [(f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM search_text s WHERE s.id = m.uid AND {test})",
-                 params) for test, params, negated in short]
+        # One primary-key lookup in each table: SQLite does not push `s.id = m.uid` into the arms of the
+        # search_text view, so a lookup through it scanned every pending row per candidate (quadratic: 7 s for
+        # 4,000 pending rows, tests/store/test_search_scaling.py).
+        return [(f"{'NOT ' if negated else ''}(EXISTS (SELECT 1 FROM search_content s WHERE s.id = m.uid AND {test}) "
+                 f"OR EXISTS (SELECT 1 FROM search_pending s WHERE s.id = m.uid AND {test}))", params * 2)
+                for test, params, negated in short]
     wanted = [(test, params) for test, params, negated in short if not negated]
     unwanted = [(test, params) for test, params, negated in short if negated]
     if wanted:

@@ -18,6 +18,7 @@ import pytest
 from mailnest.events import NEW, Event, Hub
 from mailnest.models import Envelope
 from mailnest.search import QueryError
+from mailnest.store import schema
 from mailnest.store import sqlite as sqlite_store
 from mailnest.store.sqlite import SQLiteStore
 
@@ -343,7 +344,7 @@ def test_a_database_from_before_pending_rows_migrates(tmp_path: Path) -> None:
 
     asyncio.run(reopen())
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
 
 
 def test_several_queries_are_ored_even_when_one_matches_everything(tmp_path: Path) -> None:
@@ -353,3 +354,23 @@ def test_several_queries_are_ored_even_when_one_matches_everything(tmp_path: Pat
         assert {m.subject for m in (await store.list(query=["nosuchword", ""])).messages} == EVERY
 
     run(tmp_path, scenario)
+
+
+def test_the_null_sender_is_found_by_envelope_from_angle_brackets() -> None:
+    async def main() -> None:
+        store = SQLiteStore(None, Hub())
+        await store.start()
+        try:
+            bounce = await store.add(b"Subject: Undelivered Mail Returned to Sender\r\n\r\nsorry\r\n",
+                                     Envelope("", ("app@example.com",)))
+            normal = await store.add(b"Subject: hello\r\n\r\nhi\r\n", Envelope("a@x.test", ("app@example.com",)))
+            for query in ("envelope-from:<>", "envelope-from:<> subject:undelivered", 'envelope-from:"<>"'):
+                assert [m.id for m in (await store.list(query=query)).messages] == [bounce.id], query
+            assert [m.id for m in (await store.list(query="-envelope-from:<>")).messages] == [normal.id]
+            assert await store.count(query="envelope-from:a@x.test") == 1
+            await until_indexed(store, 2)  # indexed rows too, not only pending ones
+            assert await store.count(query="envelope-from:<>") == 1
+        finally:
+            await store.close()
+
+    asyncio.run(main())

@@ -4,7 +4,9 @@ IDs: every message has an opaque public `id` (Mailpit style, a string) and an in
 and is never reused; the uid is the IMAP UID in every mailbox at once.
 
 Views: `mailbox=None` is the catch-all view of delivered mail; `mailbox="alice@example.com"` is the mail whose
-envelope named that recipient (lower-cased). Queries are strings in mailnest's search language
+envelope named that recipient (lower-cased). A query with a `folder:` term looks beyond delivered mail, at the
+messages IMAP clients filed in folders (`folder:Archive`; `folder:INBOX` is delivered mail); with a mailbox, at
+that mailbox's delivered mail and the folders of the IMAP login of that name. Queries are strings in mailnest's search language
 (`mailnest.search`); a malformed query raises `mailnest.search.QueryError`. Where a `Query` is taken, a sequence
 of queries means messages matching any of them; `tz` is the zone for dates written without one (None: local).
 """
@@ -30,6 +32,21 @@ class MailboxInfo:
     unread: int
 
 
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    """An IMAP folder other than INBOX: `owner` is the IMAP login that made it ('*' for the catch-all login)."""
+
+    name: str
+    owner: str
+    total: int
+    unread: int
+
+
+class StoreFullError(Exception):
+    """The disk holding the database is full: nothing was written. Temporary: the same write succeeds once space
+    is freed (SMTP answers 452, HTTP 507). Messages already acknowledged are untouched."""
+
+
 @runtime_checkable
 class Store(Protocol):
     hub: Hub
@@ -38,7 +55,8 @@ class Store(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
 
-    # Ingest. Returns once the message is committed (so the SMTP 250 may follow).
+    # Ingest. Returns once the message is committed (so the SMTP 250 may follow). Every write raises
+    # StoreFullError when the disk is full.
     async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary: ...
 
     # Reading
@@ -52,6 +70,8 @@ class Store(Protocol):
     async def count(self, *, query: Query = "", mailbox: str | None = None, tz: tzinfo | None = None) -> int: ...
     async def stats(self, *, mailbox: str | None = None) -> Stats: ...
     async def mailboxes(self) -> builtins.list[MailboxInfo]: ...
+    # Mail that IMAP clients filed in folders; list it with the query `folder:NAME`.
+    async def folders(self) -> builtins.list[FolderInfo]: ...
     async def summaries_by_uid(self, uids: Sequence[int]) -> builtins.list[Summary]: ...
     async def uids(self, *, mailbox: str | None = None, query: Query = "") -> builtins.list[int]: ...
     async def id_for_uid(self, uid: int) -> str | None: ...

@@ -34,17 +34,6 @@ _HEADER_PREFIX = 65536  # bytes read for a header block; a longer header means r
 # Columns a copy takes over unchanged; uid, id, folder and owner are new for the copy.
 _NEW_COLUMNS = frozenset({"uid", "id", "folder", "owner"})
 
-IMAP_DDL = (
-    """CREATE TABLE IF NOT EXISTS imap_folders (
-        owner TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (owner, name)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS imap_subscriptions (
-        owner TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (owner, name)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS imap_recent (
-        owner TEXT NOT NULL, folder TEXT NOT NULL, last_uid INTEGER NOT NULL,
-        PRIMARY KEY (owner, folder)) WITHOUT ROWID""",
-)
-
-
 class FolderError(Exception):
     """A folder operation that cannot be done; the message is the reason given to the client."""
 
@@ -136,6 +125,7 @@ class ImapStoreMixin:
         @staticmethod
         def _delivered(conn: sqlite3.Connection) -> int: ...
         def _prepare(self, item: Any) -> Any: ...
+        async def prepare_off_loop(self, item: Any) -> Any: ...
         @staticmethod
         def _insert_prepared(conn: sqlite3.Connection, prepared: Any, *, folder: str = "", owner: str = "",
                              flags: str = "") -> int: ...
@@ -372,17 +362,17 @@ class ImapStoreMixin:
                             received=date or datetime.now(UTC))
         item = _AppendItem(raw, envelope, _SEEN in flags)
         extra = _flag_text(flags)
+        prepared = await self.prepare_off_loop(item)  # parsed before the writer, which others' mail waits on
 
         def run(conn: sqlite3.Connection) -> tuple[int, str, Any]:
             if not _folder_exists(conn, owner, folder):
                 raise FolderError("[TRYCREATE] Mailbox doesn't exist")
-            prepared = self._prepare(item)
             summary = prepared[4]
             uid = self._insert_prepared(conn, prepared, folder="" if folder == INBOX else folder,
                                         owner="" if folder == INBOX else owner, flags=extra)
             if folder == INBOX:
                 self._count = self._delivered(conn)
-            return uid, summary.id, replace(summary, uid=uid)
+            return uid, summary.id, replace(summary, uid=uid, folder="" if folder == INBOX else folder)
 
         uid, id_, summary = await self._write(run)
         self._nudge_indexer()

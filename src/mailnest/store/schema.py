@@ -2,14 +2,21 @@
 
 Summary columns live in `messages`; raw bytes and bodies live in `bodies`, so lists and searches never
 touch message bodies. `uid` is AUTOINCREMENT so it is never reused, even after the newest message is deleted.
+
+Each version's SQL is written out here literally, once, and never edited after it ships: an old database is
+upgraded by exactly the statements that built a new one at that version. A change is a new version at the end.
+The layout of the search tables is search.py's contract (FTS_COLUMNS, c0..c9 in that order); a test checks that
+the two agree. Each version is applied in its own BEGIN IMMEDIATE ... COMMIT, so a failure part-way leaves the
+database at the version before, and the next start tries again.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Sequence
 
-from .. import search
-from .imap_sql import IMAP_DDL
+log = logging.getLogger(__name__)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -56,16 +63,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (mailbox, uid)
         ) WITHOUT ROWID""",
         "CREATE INDEX recipients_uid ON recipients (uid)",
-        search.FTS_DDL,
+        "CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(subject, from_addr, to_addr, cc_addr, bcc_addr, "
+        "reply_to_addr, body, message_id, envelope_from, rcpt, tokenize='trigram case_sensitive 1', detail=full, "
+        "columnsize=0)",
         """CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
             DELETE FROM bodies WHERE uid = old.uid;
             DELETE FROM recipients WHERE uid = old.uid;
             DELETE FROM search WHERE rowid = old.uid;
         END""",
     ),
-    IMAP_DDL,  # 2: IMAP folders, subscriptions and \Recent marks per login
+    (  # 2: IMAP folders, subscriptions and \Recent marks per login
+        """CREATE TABLE IF NOT EXISTS imap_folders (
+        owner TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (owner, name)) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS imap_subscriptions (
+        owner TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (owner, name)) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS imap_recent (
+        owner TEXT NOT NULL, folder TEXT NOT NULL, last_uid INTEGER NOT NULL,
+        PRIMARY KEY (owner, folder)) WITHOUT ROWID""",
+    ),
     (  # 3: rows wait in search_pending until indexed in bulk (see search.py)
-        *search.PENDING_DDL,
+        "CREATE TABLE IF NOT EXISTS search_pending (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, c0 TEXT NOT NULL, "
+        "c1 TEXT NOT NULL, c2 TEXT NOT NULL, c3 TEXT NOT NULL, c4 TEXT NOT NULL, c5 TEXT NOT NULL, c6 TEXT NOT NULL, "
+        "c7 TEXT NOT NULL, c8 TEXT NOT NULL, c9 TEXT NOT NULL)",
+        "CREATE VIEW IF NOT EXISTS search_text AS SELECT id, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 FROM "
+        "search_content UNION ALL SELECT id, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 FROM search_pending",
         # FTS5 merges segments 16 at a time instead of 4: a third less index work per message (prose, chunks of
         # 16 messages: 457 -> 310 µs), with queries on 20,000 messages as fast (benchmarks/README.md).
         "INSERT INTO search (search, rank) VALUES ('automerge', 16)",
@@ -100,15 +121,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database to the newest layout, one migration per transaction."""
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> None:
+    """Bring a database (on an autocommit connection) to the newest layout, one version per transaction.
+
+    `migrations` is for tests: a prefix of MIGRATIONS builds a database of an earlier version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if version > len(migrations):
         raise RuntimeError(
-            f"this database was written by a newer mailnest (schema {version}, this one knows {len(MIGRATIONS)})"
+            f"this database was written by a newer mailnest (schema {version}, this one knows {len(migrations)})"
         )
-    for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-        with conn:
+    for number, statements in enumerate(migrations[version:], start=version + 1):
+        # IMMEDIATE takes the write lock first, so two processes opening one new file cannot both migrate it.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:  # another process got here first
+                conn.execute("ROLLBACK")
+                continue
             for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.error("migrating the database to schema %d failed; it stays at schema %d", number, number - 1)
+            raise
+        conn.execute("COMMIT")

@@ -1,8 +1,11 @@
 """SQLiteStore: the embedded store. WAL mode, one writer thread with group commit, read connections off the loop.
 
-Ingest path: `add()` queues the raw bytes; the writer task takes everything queued, parses it (in the writer
-thread, off the loop), inserts the batch in one transaction, commits, and only then resolves each `add()` and
-publishes `new` events. So the SMTP 250 follows the commit and many concurrent messages share one fsync.
+Ingest path: `add()` parses the message (a small one on the loop, a large one in a parse thread, never in the
+writer) and queues the rows; the writer task takes everything queued, inserts the batch in one transaction,
+commits, and only then resolves each `add()` and publishes `new` events. So the SMTP 250 follows the commit and
+many concurrent messages share one fsync. A batch that fails is retried one message at a time, so one bad
+message fails its own `add()` only. A full disk raises StoreFullError from the write that met it; the writer
+truncates the WAL and carries on, and the next write succeeds once there is room again.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from ..events import Hub
 from ..models import Address, Attachment, Envelope, Message, Page, Stats, Summary, TLSInfo
 from ..tags import ingest_tags
 from . import schema
-from .base import MailboxInfo, Query
+from .base import FolderInfo, MailboxInfo, Query, StoreFullError
+from .faithful import faithful_envelope, faithful_text
 from .imap_sql import ImapStoreMixin
+from .sqlite_failures import rollback, store_error
 from .tags_sql import TagStoreMixin
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,8 @@ T = TypeVar("T")
 
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
-PREPARE_ON_LOOP_UP_TO = 16 * 1024  # bytes; larger messages are parsed in the writer thread
+PREPARE_ON_LOOP_UP_TO = 16 * 1024  # bytes; larger messages are parsed in a parse thread, never the writer
+_PARSE_THREADS = 2
 BODIES_KEPT_UP_TO = 256 * 1024  # characters of decoded text + HTML stored beside the raw message
 # The writer never checkpoints: copying the WAL into the database doubled the cost of every big commit. A
 # separate thread checkpoints (PASSIVE: never blocks the writer or readers) after this much new data, and on
@@ -52,6 +58,16 @@ _CHECKPOINT_TICK = 1.0
 # copied nearly everything, so that pause is short.
 _WAL_REWIND_BYTES = 64 * 1024 * 1024
 _BUSY_TIMEOUT_MS = 30_000
+# After a checkpoint has reset the WAL, SQLite cuts the file back to this size: without a limit the WAL keeps its
+# largest size for good, space a full disk needs back. And a WAL file past this size starts a checkpoint: the
+# estimate above counts message bytes, but a commit writes several times that (bodies, decoded text, search rows,
+# b-tree pages, indexing): on a 20 MB disk 27 messages of 100 KB grew the WAL to 20 MB before any checkpoint,
+# which then had no room to copy it into the database.
+_WAL_SIZE_LIMIT = 4 * 1024 * 1024
+_FULL_REWIND_EVERY = 1.0  # seconds between attempts to give back WAL space while the disk is full
+# The WAL file is only cut back when a checkpoint has caught up with the writer, which a passive one racing a busy
+# writer may never do; so past this file size the writer rewinds it too (then again only after as much growth).
+_WAL_REWIND_FILE_BYTES = 2 * _WAL_SIZE_LIMIT
 # Indexing (search.py's search_pending -> search) runs in the writer thread whenever no message is waiting, a
 # chunk of at most this many characters per transaction, so a message arriving meanwhile waits a few ms at most.
 _INDEX_CHUNK_CHARS = 32 * 1024
@@ -61,8 +77,9 @@ _INDEX_CHUNK_ROWS = 256
 _PENDING_MAX_CHARS = 1024 * 1024
 _SUMMARY_COLUMNS = (
     "m.uid, m.id, m.message_id, m.read, m.from_json, m.to_json, m.cc_json, m.bcc_json, m.reply_to_json, "
-    "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags"
+    "m.subject, m.created, m.size, m.attachments, m.snippet, m.tags, m.folder"
 )
+_SUMMARY_WIDTH = _SUMMARY_COLUMNS.count(",") + 1
 
 
 def new_id() -> str:
@@ -119,13 +136,13 @@ def envelope_from_json(text: str) -> Envelope:
 
 def summary_from_row(row: Sequence[Any]) -> Summary:
     uid, id_, message_id, read, from_json, to_json, cc_json, bcc_json, reply_json, subject, created, size, \
-        attachments, snippet, tags = row
+        attachments, snippet, tags, folder = row
     froms = _addr_load(from_json)
     return Summary(
         id=id_, uid=uid, message_id=message_id, read=bool(read), from_=froms[0] if froms else None,
         to=_addr_load(to_json), cc=_addr_load(cc_json), bcc=_addr_load(bcc_json), reply_to=_addr_load(reply_json),
         subject=subject, created=_utc(created), size=size, attachments=attachments, snippet=snippet,
-        tags=tuple(json.loads(tags)),
+        tags=tuple(json.loads(tags)), folder=folder,
     )
 
 
@@ -157,6 +174,15 @@ def mailbox_clause(mailbox: str) -> tuple[str, str]:
         escaped = mailbox.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return "m.uid IN (SELECT uid FROM recipients WHERE mailbox LIKE ? ESCAPE '\\')", "%" + escaped
     return "m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)", mailbox
+
+
+def _mailbox_anywhere(mailbox: str) -> tuple[str, list[Any]]:
+    """A mailbox's delivered mail and the IMAP folders of the login of that name (or of every login at that
+    domain, for `@domain`): IMAP folder rows have no recipients, they belong to the login that filed them."""
+    clause, value = mailbox_clause(mailbox)
+    owner = "lower(m.owner) LIKE ? ESCAPE '\\'" if mailbox.startswith("@") else "lower(m.owner) = ?"
+    return (f"((m.folder = '' AND m.owner = '' AND {clause}) OR (m.folder != '' AND {owner}))",
+            [value, value])
 
 
 def _parse_or_empty(raw: bytes) -> mime.Parsed:
@@ -193,6 +219,9 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self.max_age = max_age
         self.uidvalidity = 0
         self._writer_pool: ThreadPoolExecutor | None = None
+        self._parse_pool: ThreadPoolExecutor | None = None
+        self._parsing = 0  # add() calls parsing in the parse pool; close() waits for them to queue their rows
+        self._parsed: asyncio.Event | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
         self._writer_conn: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -206,6 +235,10 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._unflushed = 0  # bytes written since the last checkpoint (estimated)
         self._wal_bytes = 0  # the WAL's size at the last checkpoint
+        self._wal_file_bytes = 0  # the WAL file's size after the last commit (writer thread)
+        self._last_full_rewind = 0.0
+        self._last_checkpoint_error = ""  # logged once until a checkpoint succeeds
+        self._rewind_file_at = _WAL_REWIND_FILE_BYTES  # WAL file size at which the writer next rewinds it
         self._page_size = 8192
         self._age_task: asyncio.Task[None] | None = None
         self._count = 0  # delivered messages, maintained by the writer thread for retention
@@ -214,6 +247,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self._tags: tuple[str, ...] | None = None  # every tag in use; None until read, reset by tag changes
         self._tags_generation = 0  # bumped by every reset, so a read that raced a change is not cached
         self._closed = False
+        self._full = False  # the last write met a full disk (logged once until a write succeeds again)
 
     @property
     def path(self) -> Path:
@@ -227,6 +261,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             self._temp_dir = tempfile.mkdtemp(prefix="mailnest-")
             self._path = Path(self._temp_dir) / "mailnest.db"
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="mailnest-writer")
+        self._parse_pool = ThreadPoolExecutor(_PARSE_THREADS, thread_name_prefix="mailnest-parse")
+        self._parsed = asyncio.Event()
         self._reader_pool = ThreadPoolExecutor(4, thread_name_prefix="mailnest-reader")
         self._checkpoint_pool = ThreadPoolExecutor(1, thread_name_prefix="mailnest-checkpoint")
         loop = asyncio.get_running_loop()
@@ -245,6 +281,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         conn.execute("PRAGMA page_size=8192")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         return conn
 
     def _open_writer(self) -> None:
@@ -288,8 +325,11 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if self._age_task:
             self._age_task.cancel()
         if self._writer_task:
-            assert self._queue is not None
-            # Messages already queued are stored first: their clients are waiting for a 250.
+            assert self._queue is not None and self._parsed is not None
+            # Messages already queued (or being parsed) are stored first: their clients are waiting for a 250.
+            while self._parsing:
+                self._parsed.clear()
+                await self._parsed.wait()
             self._queue.put_nowait(None)
             await self._writer_task
         loop = asyncio.get_running_loop()
@@ -303,6 +343,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             self._checkpoint_pool.shutdown(wait=True)
         if self._reader_pool:
             self._reader_pool.shutdown(wait=True)
+        if self._parse_pool:
+            self._parse_pool.shutdown(wait=True)
         with self._reader_lock:
             for conn in self._reader_conns:
                 conn.close()
@@ -318,8 +360,17 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
     def _wrote(self, nbytes: int) -> None:
         """Called on the loop after each write; starts a checkpoint once enough new data has piled up."""
         self._unflushed += nbytes
-        if self._unflushed >= _CHECKPOINT_AFTER_BYTES:
+        if self._unflushed >= _CHECKPOINT_AFTER_BYTES or self._wal_file_bytes > _WAL_SIZE_LIMIT:
             self._start_checkpoint()
+
+    def _measure_wal(self) -> None:
+        """In the writer thread after a commit: one stat() of the WAL file (microseconds)."""
+        try:
+            self._wal_file_bytes = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            self._wal_file_bytes = 0
+        if self._wal_file_bytes <= _WAL_SIZE_LIMIT:  # cut back by a checkpoint: the usual bound applies again
+            self._rewind_file_at = _WAL_REWIND_FILE_BYTES
 
     def _start_checkpoint(self) -> None:
         if self._checkpoint_pool is None or self._closed:
@@ -335,9 +386,10 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         try:
             _, frames, _ = self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed (will retry): %s", exc)
+            self._checkpoint_failed(exc)
             return
         self._wal_bytes = max(frames, 0) * self._page_size
+        self._last_checkpoint_error = ""
 
     def _rewind_wal(self) -> None:
         """In the writer thread, between transactions: checkpoint everything and truncate the WAL."""
@@ -348,9 +400,19 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed (will retry): %s", exc)
+            self._checkpoint_failed(exc)
         finally:
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            self._measure_wal()
+            # Not truncated (readers still on it, or no room to copy it): try again after as much growth again.
+            self._rewind_file_at = self._wal_file_bytes + _WAL_REWIND_FILE_BYTES
+
+    def _checkpoint_failed(self, exc: sqlite3.Error) -> None:
+        """Log a failed checkpoint once per kind of failure (a full disk fails one every second until freed)."""
+        text = str(exc)
+        if text != self._last_checkpoint_error:
+            self._last_checkpoint_error = text
+            log.warning("WAL checkpoint failed (will retry): %s", text)
 
     def _close_checkpointer(self) -> None:
         if self._checkpoint_conn is not None:
@@ -404,9 +466,28 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if self._closed or self._writer_pool is None:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
+        try:
+            result = await loop.run_in_executor(self._writer_pool, self._in_transaction, fn, args)
+        except Exception as exc:
+            error = store_error(exc)
+            if error is exc:
+                raise
+            await self._after_full(error)
+            raise error from exc
         self._wrote(16 * 1024)  # a rough size: these are small changes (flags, deletions)
         return result
+
+    async def _after_full(self, error: BaseException) -> None:
+        """A write met a full disk: say so once per episode, and give back the WAL's space (a failed transaction
+        may have grown it; no other process can use that room until it is truncated)."""
+        if not self._full:
+            self._full = True
+            log.error("%s; writes are refused with a temporary error until there is room", error)
+        assert self._writer_pool is not None
+        now = time.monotonic()
+        if now - self._last_full_rewind >= _FULL_REWIND_EVERY:
+            self._last_full_rewind = now
+            await asyncio.get_running_loop().run_in_executor(self._writer_pool, self._rewind_wal)
 
     @staticmethod
     def _delivered(conn: sqlite3.Connection) -> int:
@@ -424,54 +505,76 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn, *args)
+            conn.execute("COMMIT")  # inside: a COMMIT that fails (a full disk) must not leave the transaction open
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
-        conn.execute("COMMIT")
+        self._measure_wal()
         return result
 
     @staticmethod
     def _view(mailbox: str | None, query: Query, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
         """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query, or by any of several
-        queries (ORed: MailHog's search and Mailpit's tag rules need that). Dates in queries are read in `tz`."""
-        where = ["m.folder = '' AND m.owner = ''"]
+        queries (ORed: MailHog's search and Mailpit's tag rules need that). Dates in queries are read in `tz`.
+        A query with a `folder:` term chooses its folders itself: it is narrowed to the mailbox only."""
+        delivered = ["m.folder = '' AND m.owner = ''"]
         params: list[Any] = []
         if mailbox:
             clause, value = mailbox_clause(mailbox)
-            where.append(clause)
+            delivered.append(clause)
             params.append(value)
+        compiled = [search.compile(one, tz=tz) for one in ((query,) if isinstance(query, str) else query)]
+        if not compiled or any(c is search.MATCH_ALL for c in compiled):  # one matches all: so do all of them
+            return " AND ".join(delivered), params
+        if not any(c.all_folders for c in compiled):
+            where = " AND ".join(delivered) + " AND (" + " OR ".join(f"({c.where})" for c in compiled) + ")"
+            return where, params + [p for c in compiled for p in c.params]
+        anywhere, anywhere_params = ("1", []) if not mailbox else _mailbox_anywhere(mailbox)
         alternatives: list[str] = []
         alternative_params: list[Any] = []
-        for one in ((query,) if isinstance(query, str) else query):
-            compiled = search.compile(one, tz=tz)
-            if compiled is search.MATCH_ALL:  # one alternative matches everything: so do all of them
-                return " AND ".join(where), params
-            alternatives.append(f"({compiled.where})")
-            alternative_params.extend(compiled.params)
-        if alternatives:
-            where.append("(" + " OR ".join(alternatives) + ")")
-        return " AND ".join(where), params + alternative_params
+        for c in compiled:
+            scope, scope_params = (anywhere, anywhere_params) if c.all_folders else (" AND ".join(delivered), params)
+            alternatives.append(f"({scope} AND ({c.where}))")
+            alternative_params += [*scope_params, *c.params]
+        return "(" + " OR ".join(alternatives) + ")", alternative_params
 
     # -- ingest ----------------------------------------------------------------------------------------
 
     async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary:
         if self._closed or self._queue is None:
             raise RuntimeError("the store is closed")
-        future: asyncio.Future[Summary] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Summary] = loop.create_future()
         item = _Pending(bytes(raw), envelope, tuple(tags), read, future)
         if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
-            # Parsing a small message here (tens of microseconds) lets the writer thread spend its time on SQLite
-            # only, so the two overlap; a large one is parsed in the writer, off the loop.
+            # Parsing a small message here (tens of microseconds) costs less than a hand-off to a thread.
             item.prepared = self._prepare(item)
-        self._queue.put_nowait(item)
+            self._queue.put_nowait(item)
+        else:
+            # A large one is parsed in a parse thread: never on the loop, and never in the writer, where it
+            # would hold up every other client's commit (and 250) for as long as it takes.
+            assert self._parse_pool is not None and self._parsed is not None
+            self._parsing += 1
+            try:
+                item.prepared = await loop.run_in_executor(self._parse_pool, self._prepare, item)
+                self._queue.put_nowait(item)
+            finally:
+                self._parsing -= 1
+                if not self._parsing:
+                    self._parsed.set()
         return await future
+
+    async def prepare_off_loop(self, item: Any) -> _Prepared:
+        """Parse one message in a parse thread (IMAP APPEND): off the loop and out of the writer."""
+        assert self._parse_pool is not None
+        return await asyncio.get_running_loop().run_in_executor(self._parse_pool, self._prepare, item)
 
     async def _write_loop(self) -> None:
         assert self._queue is not None and self._writer_pool is not None
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
-            if self._wal_bytes > _WAL_REWIND_BYTES:
+            if self._wal_bytes > _WAL_REWIND_BYTES or self._wal_file_bytes > self._rewind_file_at:
                 await loop.run_in_executor(self._writer_pool, self._rewind_wal)
             if self._unindexed and self._queue.empty():
                 await self._index_when_idle()
@@ -493,18 +596,26 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                     batch.append(item)
                     size += len(item.raw)
             try:
-                summaries, pruned = await loop.run_in_executor(self._writer_pool, self._commit_batch, batch)
-            except Exception as exc:
+                results, pruned = await loop.run_in_executor(self._writer_pool, self._commit_batch, batch)
+            except Exception as exc:  # the writer itself failed (not one message): every message of it fails
                 log.exception("storing %d message(s) failed", len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
+                results, pruned = [exc] * len(batch), None
+            full = [error for result in results if isinstance(result, BaseException)
+                    and isinstance(error := store_error(result), StoreFullError)]
+            if full:
+                await self._after_full(full[0])
+            elif self._full and any(isinstance(result, Summary) for result in results):
+                self._full = False
+                log.warning("the database is writable again: storing messages")
             self._wrote(size)
-            for item, summary in zip(batch, summaries, strict=True):
+            for item, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not item.future.done():
+                        item.future.set_exception(store_error(result))
+                    continue
                 if not item.future.done():
-                    item.future.set_result(summary)
-                self.hub.publish(events.NEW, summary)
+                    item.future.set_result(result)
+                self.hub.publish(events.NEW, result)
             if pruned:
                 self.hub.publish(events.PRUNE, pruned)
 
@@ -513,9 +624,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         try:
             indexed = await asyncio.get_running_loop().run_in_executor(
                 self._writer_pool, self._in_transaction, self._index_some, (_INDEX_CHUNK_CHARS,))
-        except Exception:
+        except Exception as exc:
             # The rows stay in search_pending, where every search still finds them; try again after more mail.
-            log.exception("indexing stored messages for search failed")
+            if isinstance(store_error(exc), StoreFullError):
+                log.warning("indexing for search waits for disk space: %s", exc)
+            else:
+                log.exception("indexing stored messages for search failed")
             self._unindexed = 0
             return
         self._wrote(indexed * 4)
@@ -538,7 +652,39 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self._unindexed = 0 if drained else max(1, self._unindexed - total)
         return total
 
-    def _commit_batch(self, batch: list[_Pending]) -> tuple[list[Summary], dict[str, list[Any]] | None]:
+    def _commit_batch(self, batch: list[_Pending]) -> tuple[list[Summary | Exception], dict[str, list[Any]] | None]:
+        """In the writer thread: the batch in one transaction; if that fails, each message in its own, so that
+        a message SQLite refuses fails alone (its result is its exception). A full disk fails them all at once:
+        one at a time would meet it again."""
+        try:
+            summaries, pruned = self._insert_batch(batch)
+            return list(summaries), pruned
+        except Exception as exc:
+            if isinstance(store_error(exc), StoreFullError):
+                return [exc] * len(batch), None
+            if len(batch) > 1:
+                log.warning("storing a batch of %d messages failed (%s); storing them one at a time",
+                            len(batch), exc)
+        results: list[Summary | Exception] = []
+        pruned_all: dict[str, list[Any]] = {"ids": [], "uids": []}
+        for item in batch:
+            try:
+                try:
+                    [summary], pruned = self._insert_batch([item])
+                except UnicodeEncodeError:
+                    # A lone surrogate the envelope cleaning did not reach (a parsed field): store it cleaned too.
+                    item.prepared = _faithful_prepared(item.prepared or self._prepare(item))
+                    [summary], pruned = self._insert_batch([item])
+            except Exception as exc:
+                log.warning("could not store a %d-byte message from %r: %s", len(item.raw), item.envelope.peer, exc)
+                results.append(exc)
+                continue
+            results.append(summary)
+            for key in pruned_all:
+                pruned_all[key] += (pruned or {}).get(key, [])
+        return results, pruned_all if pruned_all["ids"] else None
+
+    def _insert_batch(self, batch: list[_Pending]) -> tuple[list[Summary], dict[str, list[Any]] | None]:
         conn = self._writer_conn
         assert conn is not None
         prepared = [item.prepared or self._prepare(item) for item in batch]
@@ -556,11 +702,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                 while indexed < added and (chunk := self._index_some(conn, added - indexed)):
                     indexed += chunk
             pruned = self._prune_excess(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             self._count = self._delivered(conn)
             raise
-        conn.execute("COMMIT")
+        self._measure_wal()
         if self._count >= self._next_analyze:
             self._analyze(conn)
         return summaries, pruned
@@ -594,13 +741,14 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
     def _prepare(self, item: _Pending) -> _Prepared:
         """Everything one message needs before the transaction: parse once, build the rows."""
-        raw, envelope = item.raw, item.envelope
+        raw, envelope = item.raw, faithful_envelope(item.envelope)
         if envelope.received is None:
             envelope = replace(envelope, received=datetime.now(UTC))
         assert envelope.received is not None
         parsed = _parse_or_empty(raw)
         bcc = _bcc(parsed, envelope)
-        tags = ingest_tags(x_tags=parsed.x_tags, to=parsed.to, cc=parsed.cc, envelope=envelope, explicit=item.tags)
+        tags = ingest_tags(x_tags=parsed.x_tags, to=parsed.to, cc=parsed.cc, envelope=envelope,
+                           explicit=tuple(faithful_text(t) for t in item.tags))
         mailboxes = sorted({r.lower() for r in envelope.rcpt_tos})
         id_ = new_id()
         created = envelope.received.timestamp()
@@ -670,6 +818,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                     self.hub.publish(events.PRUNE, pruned)
             except asyncio.CancelledError:
                 raise
+            except StoreFullError as exc:
+                log.warning("age-based pruning waits for disk space: %s", exc)
             except Exception:
                 log.exception("age-based pruning failed")
             await asyncio.sleep(min(60.0, max(1.0, self.max_age / 10)))
@@ -705,8 +855,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             ).fetchone()
             if row is None:
                 return None
-            summary = summary_from_row(row[:15])
-            sent, envelope_json, flags, text, html, extra_json = row[15:]
+            summary = summary_from_row(row[:_SUMMARY_WIDTH])
+            sent, envelope_json, flags, text, html, extra_json = row[_SUMMARY_WIDTH:]
             extra = json.loads(extra_json)
             if extra.get("bodies_in_raw"):
                 raw = conn.execute("SELECT raw FROM bodies WHERE uid = ?", (summary.uid,)).fetchone()[0]
@@ -762,6 +912,19 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                 "JOIN messages m ON m.uid = r.uid WHERE m.folder = '' GROUP BY r.mailbox ORDER BY r.mailbox"
             ).fetchall()
             return [MailboxInfo(*r) for r in rows]
+
+        return await self._read(run)
+
+    async def folders(self) -> list[FolderInfo]:
+        """Every IMAP folder but INBOX that exists or holds messages, with its owner's login ('*': catch-all)."""
+        def run(conn: sqlite3.Connection) -> list[FolderInfo]:
+            rows = conn.execute(
+                "SELECT name, owner, sum(total), sum(unread) FROM ("
+                " SELECT folder AS name, owner, count(*) AS total, coalesce(sum(read = 0), 0) AS unread"
+                " FROM messages WHERE folder != '' GROUP BY folder, owner"
+                " UNION ALL SELECT name, owner, 0, 0 FROM imap_folders"
+                ") GROUP BY name, owner ORDER BY name, owner").fetchall()
+            return [FolderInfo(*r) for r in rows]
 
         return await self._read(run)
 
@@ -867,7 +1030,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         return count
 
     async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> list[str]:
-        tag_json = json.dumps(list(dict.fromkeys(t for t in tags if t)), ensure_ascii=False)
+        tag_json = json.dumps(list(dict.fromkeys(faithful_text(t) for t in tags if t)), ensure_ascii=False)
         wanted = list(dict.fromkeys(ids))
 
         def run(conn: sqlite3.Connection) -> list[str]:
@@ -882,6 +1045,15 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         if changed:
             self.hub.publish(events.UPDATE, {"ids": changed, "tags": json.loads(tag_json)})
         return changed
+
+
+def _faithful_prepared(prepared: _Prepared) -> _Prepared:
+    row, body, fts, mailboxes, summary = prepared
+
+    def clean(values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(faithful_text(v) if isinstance(v, str) else v for v in values)
+
+    return clean(row), clean(body), clean(fts), list(clean(mailboxes)), summary
 
 
 def _attachment_json(a: Attachment) -> dict[str, Any]:
