@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from mailnest import mime
-from mailnest.mime import content, header, params
+from mailnest.mime import address, content, header, params
 from mailnest.mime.address import parse_addresses
 from mailnest.models import Address, Attachment
 from tests.corpus import build, load, names
@@ -400,3 +400,64 @@ def test_header_block_end() -> None:
     assert header.block_end(b"\r\nbody", 0) == (0, 2)
     assert header.block_end(b"A: b\r\nno blank line", 0) == (19, 19)
     assert header.block_end(b"xx\nA: b\n\r\nbody", 3) == (8, 10)
+    # With a stop (the next boundary line), only an empty line before it counts.
+    raw = b"A: b\r\nC: d\r\n--x\r\n\r\nbody"
+    assert header.block_end(raw, 0, 12) == (12, 12)
+    assert header.block_end(raw, 0, len(raw)) == header.block_end(raw, 0) == (17, 19)
+    assert header.block_end(b"A: b\n\n--x\n", 0, 6) == (5, 6)
+
+
+# --- the linear decoders give what the simple (quadratic) ones gave -------------------------------------------
+
+
+def _decode_words_before(value: str) -> str:
+    # The decoder before it was made linear: adjacent words in one charset were joined by concatenation.
+    out: list[str] = []
+    pending: list[tuple[str, bytes]] = []
+    pos = 0
+    for m in header._ENCODED_WORD.finditer(value):
+        between = value[pos:m.start()]
+        data = header._word_bytes(m.group(2), m.group(3))
+        if data is None:
+            continue
+        if not (pending and all(c in " \t\r\n" for c in between)):
+            out.extend(header.decode_bytes(d, c) for c, d in pending)
+            pending.clear()
+            out.append(between)
+        charset = m.group(1).split("*", 1)[0].lower()
+        if pending and pending[-1][0] == charset:
+            pending[-1] = (charset, pending[-1][1] + data)
+        else:
+            pending.append((charset, data))
+        pos = m.end()
+    out.extend(header.decode_bytes(d, c) for c, d in pending)
+    out.append(value[pos:])
+    return "".join(out)
+
+
+WORD_PIECES = ["=?utf-8?b?w6k=?=", "=?UTF-8?Q?a=C3_b?=", "=?utf-8?q?=A9?=", "=?iso-8859-1?q?caf=E9?=", "=?utf-8?b?4oI=?=",
+               "=?utf-8?b?rA==?=", "=?utf-8*en?Q?z?=", "=?gb2312?b?1tA=?=", "=?bogus?q?x?=", "=?utf-8?x?y?=",
+               "=?utf-8?b?!!?=", "=?", "?=", " ", "\t", "\r\n ", "\u00a0", "\x0b", "plain", "é"]
+
+
+def test_decode_words_gives_what_the_concatenating_decoder_gave() -> None:
+    rng = random.Random(2047)
+    for _ in range(5000):
+        value = "".join(rng.choice(WORD_PIECES) for _ in range(rng.randint(0, 25)))
+        assert header.decode_words(value) == _decode_words_before(value), value
+
+
+def test_address_lists_with_unclosed_quotes_read_as_before() -> None:
+    # After a quote nothing closes, later quotes are not tried; what they would have found is the same.
+    rng = random.Random(5322)
+    pieces = ['"', '\\"', "\\", "a", " ", ",", "<b@c>", "(x)", ";", ":", "@", "=?utf-8?q?n?="]
+    for _ in range(5000):
+        value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        assert list(address._tokens(value)) == [m.group() for m in address._TOKEN.finditer(value)], value
+
+
+def test_unclosed_tail_as_text_for_htmlparser() -> None:
+    assert content.unclosed_tail_as_text("<p>a</p> <b c") == "<p>a</p> &lt;b c"
+    assert content.unclosed_tail_as_text("<a<a<a") == "&lt;a&lt;a&lt;a"
+    for markup in ("<p>a</p>", "a < b > c", "", "text only"):
+        assert content.unclosed_tail_as_text(markup) == markup

@@ -133,6 +133,16 @@ TRICKY = [
     b'Content-Type: multipart/mixed; boundary="q\x00"; charset=a\x00b\r\n\r\n--q\xef\xbf\xbd\r\n\r\nNUL\r\n',
     b"no header at all, and no line break",
     b"",
+    # Hostile shapes of the linear-time scan: prefixes of open boundaries, parts whose header never ends before
+    # the next boundary, multiparts whose boundary never occurs, the empty line looked for only up to a boundary.
+    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=ab\r\n\r\n"
+    b"--ab\r\n\r\nx\r\n--abc\r\n\r\ny\r\n--a\r\n\r\nz\r\n--ab--\r\n--a--\r\n",
+    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nX: y\r\n--a\r\nX: z\r\n--a\r\nX: w\r\n\r\n--a--",
+    b"Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: multipart/mixed; boundary=never\n\nx\n"
+    b"--a\nContent-Type: multipart/mixed; boundary=nev\n\n--never\n\ny\n--a--\n",
+    b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nX: y\r\n--ax\r\n\r\nbody\r\n--a--\r\n",
+    b"".join(b"Content-Type: multipart/mixed; boundary=%s\r\n\r\n--%s\r\n" % (b"b" * i, b"b" * i) for i in range(1, 8))
+    + b"\r\nx\r\n--bbbbbbb\r\n\r\ny\r\n--bbbb\r\n\r\nz\r\n--bb--\r\n",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -135,3 +136,23 @@ def test_section_numbers_reach_into_attached_messages() -> None:
     assert _section(parsed, "3") is None and _section(parsed, "x") is None
     single = email.message_from_bytes(b"Subject: s\r\n\r\nonly\r\n", policy=email.policy.default)
     assert _section(single, "1") is single and _section(single, "2") is None
+
+
+def test_trimming_and_address_masking_give_what_the_simple_versions_gave() -> None:
+    from mailnest import received
+
+    def trim_before(url: str) -> str:
+        url = url.rstrip(received._TRAILING_PUNCTUATION)
+        for opening, closing in ("()", "[]", "{}"):
+            while url.endswith(closing) and url.count(closing) > url.count(opening):
+                url = url[:-1].rstrip(received._TRAILING_PUNCTUATION)
+        return url
+
+    rng = random.Random(3986)
+    brackets = ["(", ")", "[", "]", "{", "}", ".", ",", "x", "'", "!"]
+    text = ["a", "b", ".", "+", "-", "@", " ", "é", "_", "1", "c.d", "@x.y", "!"]
+    for _ in range(20000):
+        url = "".join(rng.choice(brackets) for _ in range(rng.randint(0, 15)))
+        assert received._trim(url) == trim_before(url), url
+        words = "".join(rng.choice(text) for _ in range(rng.randint(0, 25)))
+        assert received._without_addresses(words) == received._EMAIL_ADDRESS.sub(" ", words), words

@@ -17,12 +17,16 @@ from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any, overload
 
+from .mime.content import unclosed_tail_as_text
 from .models import Address, Envelope, TLSInfo
 
 # A URL in running text ends at whitespace, quotes or angle brackets; trailing punctuation belongs to the sentence.
 _URL_IN_TEXT = re.compile(r"""\b(?:https?|ftp)://[^\s<>"'`]+""", re.IGNORECASE)
 _TRAILING_PUNCTUATION = ".,;:!?'\""
 _EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# The marked sections HTMLParser knows ("<![CDATA[", MS Office's "<![if"); it raises on any other "<![".
+_MARKED_SECTION = re.compile(r"<!\[(?!(?:temp|cdata|ignore|include|rcdata|if|else|endif)(?![-_.a-z0-9]))", re.I)
+_EMAIL_ADDRESS_AT_RUN_START = re.compile(r"(?<![\w.+-])" + _EMAIL_ADDRESS.pattern)
 DEFAULT_CODE = re.compile(r"(?<![\w-])\d{4,8}(?![\w-])")
 _LINK_ATTRIBUTES = {"a": "href", "area": "href"}
 # Absolute targets only: a relative href means nothing outside the sender's site, and script is not a link.
@@ -258,8 +262,11 @@ class Mail:
     def headers(self) -> dict[str, list[str]]:
         """Every header, decoded, in order of appearance; repeated headers keep every value."""
         result: dict[str, list[str]] = {}
-        for name, value in self.email.items():
-            result.setdefault(name, []).append(str(value))
+        message = self.email
+        # One header object at a time: `items()` would build them all first, and keeping thousands of them alive
+        # (a message with many Received headers) makes the garbage collector's passes grow with each one.
+        for name, value in message.raw_items():
+            result.setdefault(name, []).append(str(message.policy.header_fetch_parse(name, value)))
         return result
 
     @property
@@ -297,7 +304,7 @@ class Mail:
         """
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         body = self.text or _HTMLText.of(self.html).text
-        haystack = _EMAIL_ADDRESS.sub(" ", _URL_IN_TEXT.sub(" ", f"{self.subject}\n{body}"))
+        haystack = _without_addresses(_URL_IN_TEXT.sub(" ", f"{self.subject}\n{body}"))
         found = [m.group(1) if m.groups() else m.group(0) for m in regex.finditer(haystack)]
         return list(dict.fromkeys(found))
 
@@ -314,12 +321,40 @@ def _describe(matching: str | re.Pattern[str]) -> str:
 
 
 def _trim(url: str) -> str:
-    url = url.rstrip(_TRAILING_PUNCTUATION)
-    # A closing bracket is part of the URL only when the URL opened one (Wikipedia-style paths).
+    end = _without_punctuation(url, len(url))
+    # A closing bracket is part of the URL only when the URL opened one (Wikipedia-style paths). Counted once
+    # and cut by index: a URL ending in thousands of ")" costs one pass, not one pass per ")".
     for opening, closing in ("()", "[]", "{}"):
-        while url.endswith(closing) and url.count(closing) > url.count(opening):
-            url = url[:-1].rstrip(_TRAILING_PUNCTUATION)
-    return url
+        unopened = url.count(closing, 0, end) - url.count(opening, 0, end)
+        while unopened > 0 and end > 0 and url[end - 1] == closing:
+            end = _without_punctuation(url, end - 1)
+            unopened -= 1
+    return url[:end]
+
+
+def _without_punctuation(url: str, end: int) -> int:
+    while end > 0 and url[end - 1] in _TRAILING_PUNCTUATION:
+        end -= 1
+    return end
+
+
+def _without_addresses(text: str) -> str:
+    """`text` with every e-mail address replaced by a space (as `_EMAIL_ADDRESS.sub(" ", text)`), in linear time.
+
+    A plain search retries the pattern at every character of a long run of word characters that no "@" follows.
+    A match can only start where such a run starts, or right where the previous match ended (inside a run).
+    """
+    out: list[str] = []
+    pos = 0
+    while True:
+        m = _EMAIL_ADDRESS.match(text, pos) or _EMAIL_ADDRESS_AT_RUN_START.search(text, pos)
+        if m is None:
+            break
+        out.append(text[pos:m.start()])
+        out.append(" ")
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _urls_in_text(text: str) -> list[str]:
@@ -339,6 +374,18 @@ class _HTMLText(HTMLParser):
 
     @classmethod
     def of(cls, html: str) -> _HTMLText:
+        html = unclosed_tail_as_text(html)  # else HTMLParser takes quadratic time on "<a<a<a..."
+        try:
+            return cls._parsed(html)
+        except AssertionError:  # HTMLParser gives up on "<![" not followed by a keyword it knows
+            pass
+        try:
+            return cls._parsed(_MARKED_SECTION.sub("&lt;![", html))
+        except AssertionError:
+            return cls._parsed(html.replace("<", "&lt;"))
+
+    @classmethod
+    def _parsed(cls, html: str) -> _HTMLText:
         parser = cls()
         parser.feed(html)
         parser.close()

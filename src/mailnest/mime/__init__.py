@@ -6,7 +6,10 @@
   `find_part(root, section)` resolves IMAP section numbers; `header_fields(raw, start, end)` splits a header
   block into raw (name, value) pairs the way Dovecot does.
 
-Nothing here raises on bad input: any byte string is a message, however broken.
+Nothing here raises on bad input: any byte string is a message, however broken. And nothing here is slower
+than linear in it, however hostile it is (tests/test_mime_linear.py ramps each parser); the one walk that
+cannot be is capped: nesting past `tree.MAX_NESTING` (100) levels and parts past `tree.MAX_PARTS` (10,000) are
+not split further, as Dovecot does; what lies past a cap stays in the last part.
 """
 
 from .header import decode_words

@@ -9,18 +9,23 @@ matters because this runs for every captured message.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ..models import Address
 from .header import decode_words
 
-_TOKEN = re.compile(
-    r'"(?:[^"\\]|\\.)*"|"'  # quoted string; a lone unmatched quote is a token of its own, and ignored
+_OTHER_TOKENS = (
     r"|\((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*\)?"  # comment, one level of nesting
     r"|<[^>]*>?"  # angle address
     r"|[,;:]"
     r"|[^\s\",;:<>()]+"  # atoms, dots, "@", anything else
     r"|\s+"
 )
+# A quoted string; a lone unmatched quote is a token of its own, and ignored.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"' + _OTHER_TOKENS)
+# Once one quote finds no closing quote, no later one can (its scan would run in step with the failed one to
+# the end), so the rest is tokenized without trying: trying would rescan the rest of the value for each quote.
+_TOKEN_AFTER_UNCLOSED_QUOTE = re.compile(r'"' + _OTHER_TOKENS)
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 _NEEDS_TOKENIZER = re.compile(r'["():;\\]')
 
@@ -94,6 +99,16 @@ def _simple(value: str) -> list[Address] | None:
     return out
 
 
+def _tokens(value: str) -> Iterator[str]:
+    for m in _TOKEN.finditer(value):
+        tok = m.group()
+        yield tok
+        if tok == '"':
+            for rest in _TOKEN_AFTER_UNCLOSED_QUOTE.finditer(value, m.end()):
+                yield rest.group()
+            return
+
+
 def parse_addresses(value: str) -> list[Address]:
     """Every mailbox in an address-list header value (already unfolded and 8-bit decoded)."""
     if not _NEEDS_TOKENIZER.search(value):
@@ -101,8 +116,7 @@ def parse_addresses(value: str) -> list[Address]:
         if simple is not None:
             return simple
     b = _Builder()
-    for m in _TOKEN.finditer(value):
-        tok = m.group()
+    for tok in _tokens(value):
         c = tok[0]
         if c.isspace():
             continue

@@ -153,6 +153,19 @@ def visible_text(markup: str) -> str:
     return _html.unescape(_HTML_TAG.sub("", text))
 
 
+def unclosed_tail_as_text(markup: str) -> str:
+    """`markup` with each "<" after its last ">" written "&lt;", for Python's HTMLParser.
+
+    Past the last ">" no tag, comment or declaration can close, and HTMLParser (before Python 3.11.13, 3.12.11
+    and 3.13.4) rescans that whole tail for each "<" in it: quadratic time on "<a<a<a...". Such a tail is
+    text either way, which is what it becomes here.
+    """
+    last = markup.rfind(">")
+    if markup.find("<", last + 1) < 0:
+        return markup
+    return markup[:last + 1] + markup[last + 1:].replace("<", "&lt;")
+
+
 def html_text(markup: str, limit: int) -> str:
     """The first `limit` characters of visible text in an HTML document, whitespace collapsed.
 

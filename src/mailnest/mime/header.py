@@ -17,7 +17,6 @@ import re
 _FIELD = re.compile(rb"^(?![ \t])([^:\n]*):([ \t]*)([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\r\n]*)\?=")
-_BLANKS = frozenset(" \t\r\n")
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*=*")
 
 # Text codecs that turn arbitrary input into something other than text, or that only exist on some platforms.
@@ -36,28 +35,30 @@ _CHARSET_ALIASES = {
 }
 
 
-def block_end(raw: bytes, start: int) -> tuple[int, int]:
+def block_end(raw: bytes, start: int, stop: int | None = None) -> tuple[int, int]:
     """(end of the last header line, end of the block) for the header block starting at `start`.
 
     The block ends just after the first empty line ("\\n" or "\\r\\n" at a line start); without one it runs to
-    the end of `raw`.
+    the end of `raw`. With `stop` (a line start after `start`), only an empty line before it counts, the
+    search goes no further, and without one the block runs to `stop`: (stop, stop).
     """
+    limit = len(raw) if stop is None else stop
     if raw.startswith(b"\n", start):
         return start, start + 1
     if raw.startswith(b"\r\n", start):
         return start, start + 2
-    first_lf = raw.find(b"\n", start)
+    first_lf = raw.find(b"\n", start, limit)
     if first_lf < 0:
-        return len(raw), len(raw)
+        return limit, limit
     # Search the likely line ending first, then the other one only up to that hit: each search is then bounded
     # by the header size instead of scanning a whole multi-megabyte body for a pattern that never occurs.
     likely, other = (b"\n\r\n", b"\n\n") if raw[first_lf - 1:first_lf] == b"\r" else (b"\n\n", b"\n\r\n")
-    hit = raw.find(likely, first_lf)
-    hit2 = raw.find(other, first_lf, hit + len(likely) if hit >= 0 else len(raw))
+    hit = raw.find(likely, first_lf, limit)
+    hit2 = raw.find(other, first_lf, hit + len(likely) if hit >= 0 else limit)
     if hit2 >= 0 and (hit < 0 or hit2 < hit):
         hit, likely = hit2, other
     if hit < 0:
-        return len(raw), len(raw)
+        return limit, limit
     return hit + 1, hit + len(likely)
 
 
@@ -140,32 +141,37 @@ def decode_words(value: str) -> str:
 
     Blanks between adjacent encoded words are dropped, and adjacent words in one charset are joined as bytes
     before decoding (senders split multi-byte characters across words). Malformed words stay as written.
+    Linear in the value: each run of words in one charset is collected in a list and joined once.
     """
     if "=?" not in value:
         return value
     out: list[str] = []
-    pending: list[tuple[str, bytes]] = []
+    run_charset = ""
+    run: list[bytes] = []  # the decoded bytes of adjacent words in `run_charset`, not yet turned into text
     pos = 0
-
-    def flush() -> None:
-        for charset, data in pending:
-            out.append(decode_bytes(data, charset))
-        pending.clear()
-
+    labels: dict[str, str] = {}  # charset label as written -> as compared (senders repeat one label)
     for m in _ENCODED_WORD.finditer(value):
-        between = value[pos:m.start()]
-        data = _word_bytes(m.group(2), m.group(3))
+        label, encoding, payload = m.group(1, 2, 3)
+        data = _word_bytes(encoding, payload)
         if data is None:
             continue
-        if not (pending and all(c in _BLANKS for c in between)):
-            flush()
-            out.append(between)
-        charset = m.group(1).split("*", 1)[0].lower()
-        if pending and pending[-1][0] == charset:
-            pending[-1] = (charset, pending[-1][1] + data)
-        else:
-            pending.append((charset, data))
+        start = m.start()
+        charset = labels.get(label)
+        if charset is None:
+            charset = labels[label] = label.split("*", 1)[0].lower()
+        if not run or (start > pos and value[pos:start].strip(" \t\r\n")):  # not only blanks since the last
+            if run:
+                out.append(decode_bytes(b"".join(run), run_charset))
+                run = []
+            out.append(value[pos:start])
+        elif charset != run_charset:
+            out.append(decode_bytes(b"".join(run), run_charset))
+            run = []
+        run_charset = charset
+        run.append(data)
         pos = m.end()
-    flush()
+    if run:
+        out.append(decode_bytes(b"".join(run), run_charset))
     out.append(value[pos:])
     return "".join(out)
+

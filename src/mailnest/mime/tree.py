@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 from . import header
 from . import params as _params
+from .boundaries import Match as _Match
+from .boundaries import OpenBoundaries as _OpenBoundaries
 from .params import Params
 
 MAX_NESTING = 100
@@ -231,16 +233,6 @@ def _content(fields: list[tuple[bytes, bytes]], mime_part: bool, in_digest: bool
     )
 
 
-class _Match:
-    __slots__ = ("close", "cut", "level", "line")
-
-    def __init__(self, line: int, cut: int, level: int, close: bool) -> None:
-        self.line = line  # where the boundary line starts
-        self.cut = cut  # where the parts it ends stop: before the line break it owns, if any
-        self.level = level  # index of the matched boundary in the open-boundary stack
-        self.close = close
-
-
 class _Scanner:
     def __init__(self, raw: bytes, count: bool) -> None:
         self.raw = raw
@@ -248,32 +240,12 @@ class _Scanner:
         self.count = count
         self.parts = 0
         self.top_fields: list[tuple[bytes, bytes]] = []
-        self.boundaries: list[bytes] = []
-        # Per open boundary: (searched from, first "\n--boundary" at or after it, -1 for none). Scanning only
-        # moves forward, so each boundary's search over a large body runs once.
-        self.hits: list[tuple[int, int]] = []
+        self.boundaries = _OpenBoundaries(raw)
 
     def _line_match(self, line: int) -> tuple[int, bool] | None:
-        raw = self.raw
-        if raw[line:line + 2] != b"--" or self.parts >= MAX_PARTS:
+        if self.parts >= MAX_PARTS:
             return None
-        start = line + 2
-        best, best_len = -1, -1
-        for level in range(len(self.boundaries) - 1, -1, -1):
-            b = self.boundaries[level]
-            if len(b) > best_len and raw.startswith(b, start):
-                best, best_len = level, len(b)
-        if best < 0:
-            return None
-        return best, raw[start + best_len:start + best_len + 2] == b"--"
-
-    def _next_hit(self, level: int, pos: int) -> int:
-        since, hit = self.hits[level]
-        if since <= pos and (hit < 0 or hit >= pos):
-            return hit
-        hit = self.raw.find(b"\n--" + self.boundaries[level], pos)
-        self.hits[level] = (pos, hit)
-        return hit
+        return self.boundaries.line_match(line)
 
     def find_boundary(self, start: int) -> _Match | None:
         """The first boundary line at or after `start`, which is the beginning of a line."""
@@ -284,10 +256,9 @@ class _Scanner:
             return _Match(start, start, found[0], found[1])
         pos = start
         while self.parts < MAX_PARTS:
-            hits = [h for h in (self._next_hit(i, pos) for i in range(len(self.boundaries))) if h >= 0]
-            if not hits:
+            lf = self.boundaries.next_line(pos)
+            if lf < 0:
                 return None
-            lf = min(hits)
             line = lf + 1
             found = self._line_match(line)
             if found is not None:
@@ -298,20 +269,20 @@ class _Scanner:
 
     def _header(self, start: int) -> tuple[int, int, _Match | None]:
         """(end of the last header line, end of the block, boundary line that cut it short) for a header."""
-        last_line_end, end = header.block_end(self.raw, start)
         if not self.boundaries:
-            return last_line_end, end, None
+            return (*header.block_end(self.raw, start), None)
         found = self._line_match(start)
         if found is not None:
             return start, start, _Match(start, start, found[0], found[1])
-        lf = self.raw.find(b"\n--", start, last_line_end)
-        while lf >= 0 and lf + 1 < last_line_end:
-            found = self._line_match(lf + 1)
-            if found is not None:
-                newline_start = lf - 1 if lf - 1 >= start and self.raw[lf - 1] == 0x0D else lf
-                return newline_start, newline_start, _Match(lf + 1, lf + 1, found[0], found[1])
-            lf = self.raw.find(b"\n--", lf + 1, last_line_end)
-        return last_line_end, end, None
+        # A boundary line before the empty line cuts the header short; the empty line is only looked for up to
+        # the first boundary line, so many short parts without one do not each scan the rest of the message.
+        boundary = self.find_boundary(start)
+        if boundary is None:
+            return (*header.block_end(self.raw, start), None)
+        last_line_end, end = header.block_end(self.raw, start, boundary.line)
+        if last_line_end < boundary.line:
+            return last_line_end, end, None
+        return boundary.cut, boundary.cut, _Match(boundary.line, boundary.line, boundary.level, boundary.close)
 
     def _count(self, start: int, end: int, children: tuple[MimePart, ...]) -> tuple[int, int]:
         """(LF count, CRLF count) in raw[start:end], reusing the children's counts: each byte is counted once
@@ -359,12 +330,13 @@ class _Scanner:
             # An enclosing boundary right after the empty line ends the part there, and takes the empty line as
             # the line break it owns; a multipart's own first boundary does not.
             own = kind is PartKind.MULTIPART and content.boundary is not None
+            level = len(self.boundaries)
             if own:
-                self.boundaries.append(content.boundary)  # type: ignore[arg-type]
+                self.boundaries.push(content.boundary)  # type: ignore[arg-type]
             found = self._line_match(header_end)
             if own:
-                self.boundaries.pop()
-            if found is not None and not (own and found[0] == len(self.boundaries)):
+                self.boundaries.pop_to(level)
+            if found is not None and not (own and found[0] == level):
                 cut_by = _Match(header_end, header_end, found[0], found[1])
                 header_end = last_line_end
         if cut_by is not None:
@@ -389,8 +361,7 @@ class _Scanner:
                    ) -> tuple[MimePart, _Match | None]:
         assert content.boundary is not None
         level = len(self.boundaries)
-        self.boundaries.append(content.boundary)
-        self.hits.append((self.size + 1, -1))
+        self.boundaries.push(content.boundary)
         prefix = part_id + "." if part_id else ""
         children: list[MimePart] = []
         match = self.find_boundary(header_end)
@@ -401,7 +372,7 @@ class _Scanner:
                 break
             lf = self.raw.find(b"\n", match.line)
             if match.close:
-                del self.boundaries[level:], self.hits[level:]
+                self.boundaries.pop_to(level)
                 match = self.find_boundary(lf + 1) if lf >= 0 else None
                 if match is not None:
                     end = match.cut
@@ -411,7 +382,7 @@ class _Scanner:
                 break
             child, match = self.part(lf + 1, f"{prefix}{len(children) + 1}", depth + 1, True, content.digest)
             children.append(child)
-        del self.boundaries[level:], self.hits[level:]
+        self.boundaries.pop_to(level)
         return self._node(part_id, start, header_end, end, content, tuple(children), PartKind.MULTIPART), match
 
 
