@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import smtplib
@@ -25,6 +26,22 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is required in CI (.ci/run installs it) but was not found")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_running_loop_left_by_the_browser(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Playwright's sync API (the session-wide `browser` fixture) leaves its event loop marked as running in the
+    main thread, so `asyncio.run()` in any later test of that worker would fail. Tests that do not use the browser
+    run without that mark, and it is put back afterwards for the browser's own next use."""
+    loop = asyncio._get_running_loop()
+    if loop is None or "browser" in request.fixturenames:
+        yield
+        return
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
 
 
 @pytest.fixture(params=["generated", "given"])

@@ -16,12 +16,14 @@ import pytest
 from mailnest.client import (
     AsyncClient,
     Client,
+    Folder,
     MailnestError,
     NotFoundError,
     QueryError,
     ServerUnavailableError,
     WaitTimeoutError,
 )
+from mailnest.config import Config
 from mailnest.runtime import ServerThread
 
 
@@ -186,3 +188,52 @@ def test_async_client(server: ServerThread, rcpt: str) -> None:
                 await client.wait_for(count=2, mailbox=rcpt, timeout=0.2)
 
     asyncio.run(scenario())
+
+
+def test_folders_and_the_null_sender(server: ServerThread, client: Client, rcpt: str) -> None:
+    with smtplib.SMTP(server.smtp_host, server.smtp_port) as smtp:
+        smtp.sendmail("", [rcpt], b"From: MAILER-DAEMON@example.com\r\nSubject: bounce\r\n\r\nreturned\r\n")
+    mail = client.wait_for("subject:bounce", mailbox=rcpt)[0]
+    assert mail.envelope is not None and mail.envelope.mail_from == "<>"
+    folders = client.folders()
+    assert folders[0].name == "INBOX" and folders[0].owner == "" and folders[0].total >= 1
+
+
+def test_protocol_warnings_and_folder_reach_the_client(server: ServerThread, client: Client, rcpt: str) -> None:
+    with smtplib.SMTP(server.smtp_host, server.smtp_port) as smtp:
+        smtp.sendmail("app@example.com", [rcpt], b"Subject: bare\n\n.dotted line\nend\n")
+    mail = client.wait_for("subject:bare", mailbox=rcpt)[0]
+    assert mail.folder == "INBOX"
+    whole = client.get(mail.id)
+    assert whole.folder == "INBOX" and whole.protocol_warnings[0][0] == "bare-lf"
+    assert ".dotted line" in whole.text and "..dotted" not in whole.text
+
+
+def test_async_folders(server: ServerThread) -> None:
+    async def run() -> list[Folder]:
+        async with AsyncClient(server.http_url) as client:
+            return await client.folders()
+
+    assert asyncio.run(run())[0].name == "INBOX"
+
+
+def test_wait_for_tries_again_when_the_server_has_too_many_waiters(rcpt: str) -> None:
+    with ServerThread(Config(max_connections=5)) as busy, Client(busy.http_url) as client:  # 4 waiters at most
+        socks = []
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", busy.http_port))
+            sock.sendall(b"GET /api/v1/wait?timeout=30&query=subject:never HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            socks.append(sock)
+        deadline = time.monotonic() + 10
+        while client._http.get("api/v1/wait", params={"timeout": "0"}).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        result: list[object] = []
+        waiting = threading.Thread(target=lambda: result.append(client.wait_for("subject:wanted", timeout=10)))
+        waiting.start()
+        time.sleep(0.3)  # its first ask got 503; it tries again after Retry-After (2 s)
+        for sock in socks:
+            sock.close()
+        send(busy, rcpt, subject="wanted")
+        waiting.join(15)
+        assert result and result[0][0].subject == "wanted"  # type: ignore[index]

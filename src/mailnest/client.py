@@ -1,13 +1,21 @@
 """The Python client for mailnest's HTTP API (Mailpit API v1 shapes), synchronous and asynchronous.
 
 Works against any mailnest, local or remote: it speaks HTTP only. Waiting is done by the server's long-poll
-`GET /api/v1/wait`, never by polling here, so `wait_for` returns as soon as the mail is stored.
+`GET /api/v1/wait`, never by polling here, so `wait_for` returns as soon as the mail is stored (when the server
+already has as many waiting clients as it keeps, it answers 503 and `wait_for` tries again after the
+Retry-After it gives, within its timeout).
+
+A message's envelope (`Mail.envelope`, a `mailnest.models.Envelope`) has `mail_from == "<>"` for the null sender
+of bounces and delivery reports (`MAIL FROM:<>`), as the API shows it. `folders()` lists INBOX (delivered mail)
+and the folders IMAP clients made; search a folder with the query `folder:NAME`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,6 +26,7 @@ from .received import Mail, MailPage, MailSummary
 __all__ = [
     "AsyncClient",
     "Client",
+    "Folder",
     "MailnestError",
     "NotFoundError",
     "QueryError",
@@ -80,6 +89,38 @@ class WaitTimeoutError(MailnestError, TimeoutError):
         if self.arrived.messages_count > _DESCRIBE_LIMIT:
             lines.append(f"  ... and {self.arrived.messages_count - _DESCRIBE_LIMIT} more")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A folder: "INBOX" (delivered mail, owner "") or one an IMAP client made (owner: its login, "*" for the
+    catch-all login)."""
+
+    name: str
+    owner: str
+    total: int
+    unread: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Folder:
+        return cls(str(data["Name"]), str(data.get("Owner") or ""), int(data.get("Total") or 0),
+                   int(data.get("Unread") or 0))
+
+
+def _folders(data: Mapping[str, Any]) -> list[Folder]:
+    return [Folder.from_json(item) for item in data.get("Folders") or ()]
+
+
+def _retry_after(response: httpx.Response, deadline: float) -> float | None:
+    """Seconds to wait before asking again, for a 503 with Retry-After that leaves time before `deadline`."""
+    if response.status_code != 503:
+        return None
+    try:
+        delay = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    remaining = deadline - time.monotonic()
+    return min(max(delay, 0.1), remaining) if remaining > 0.1 else None
 
 
 def _ids(ids: str | Iterable[str]) -> list[str]:
@@ -200,6 +241,10 @@ class Client(_Common):
     def part(self, id: str, part_id: str) -> bytes:
         return self._send("GET", f"message/{id}/part/{part_id}").content
 
+    def folders(self) -> list[Folder]:
+        """INBOX, then every folder IMAP clients made, with counts."""
+        return _folders(self._send("GET", "folders").json())
+
     def delete(self, ids: str | Iterable[str] = (), *, query: str | None = None) -> None:
         """Delete the given messages, or every message matching `query`."""
         if query is not None:
@@ -223,11 +268,18 @@ class Client(_Common):
         Raises WaitTimeoutError after `timeout` seconds, QueryError for a query the server rejects.
         """
         __tracebackhide__ = True  # a failing test's report starts at the test's call, not in here
+        deadline = time.monotonic() + timeout
         params = self._wait_params(query, count, timeout, mailbox)
-        try:
-            response = self._http.get(f"{_API}/wait", params=params, timeout=timeout + _SLACK)
-        except httpx.TransportError as error:
-            raise _unavailable(self.base_url, error) from error
+        while True:
+            try:
+                response = self._http.get(f"{_API}/wait", params=params, timeout=timeout + _SLACK)
+            except httpx.TransportError as error:
+                raise _unavailable(self.base_url, error) from error
+            delay = _retry_after(response, deadline)
+            if delay is None:
+                break
+            time.sleep(delay)
+            params = self._wait_params(query, count, max(0.0, deadline - time.monotonic()), mailbox)
         if response.status_code == 408:
             arrived = self.messages(mailbox=mailbox, limit=_DESCRIBE_LIMIT)
             matched = self.search(query, mailbox=mailbox, limit=_DESCRIBE_LIMIT) if query else arrived
@@ -289,6 +341,9 @@ class AsyncClient(_Common):
     async def part(self, id: str, part_id: str) -> bytes:
         return (await self._send("GET", f"message/{id}/part/{part_id}")).content
 
+    async def folders(self) -> list[Folder]:
+        return _folders((await self._send("GET", "folders")).json())
+
     async def delete(self, ids: str | Iterable[str] = (), *, query: str | None = None) -> None:
         if query is not None:
             await self._send("DELETE", "search", params={"query": query}, query=query)
@@ -307,11 +362,18 @@ class AsyncClient(_Common):
     async def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0,
                        mailbox: str | None = None) -> list[Mail]:
         __tracebackhide__ = True
+        deadline = time.monotonic() + timeout
         params = self._wait_params(query, count, timeout, mailbox)
-        try:
-            response = await self._http.get(f"{_API}/wait", params=params, timeout=timeout + _SLACK)
-        except httpx.TransportError as error:
-            raise _unavailable(self.base_url, error) from error
+        while True:
+            try:
+                response = await self._http.get(f"{_API}/wait", params=params, timeout=timeout + _SLACK)
+            except httpx.TransportError as error:
+                raise _unavailable(self.base_url, error) from error
+            delay = _retry_after(response, deadline)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+            params = self._wait_params(query, count, max(0.0, deadline - time.monotonic()), mailbox)
         if response.status_code == 408:
             arrived = await self.messages(mailbox=mailbox, limit=_DESCRIBE_LIMIT)
             matched = await self.search(query, mailbox=mailbox, limit=_DESCRIBE_LIMIT) if query else arrived

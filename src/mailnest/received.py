@@ -92,6 +92,7 @@ class MailSummary:
     attachments: int
     snippet: str
     tags: tuple[str, ...]
+    folder: str = "INBOX"  # the IMAP folder an IMAP client filed it in; INBOX for delivered mail
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MailSummary:
@@ -102,6 +103,7 @@ class MailSummary:
             subject=str(data.get("Subject") or ""), created=_datetime(data.get("Created")),
             size=int(data.get("Size") or 0), attachments=int(data.get("Attachments") or 0),
             snippet=str(data.get("Snippet") or ""), tags=tuple(data.get("Tags") or ()),
+            folder=str(data.get("Folder") or "INBOX"),
         )
 
     @property
@@ -233,6 +235,9 @@ class Mail:
     inline: tuple[MailAttachment, ...]
     envelope: Envelope | None  # None when the server (e.g. Mailpit) does not report the SMTP envelope
     raw: bytes = field(repr=False)
+    folder: str = "INBOX"  # the IMAP folder an IMAP client filed it in; INBOX for delivered mail
+    # (code, text) for each way the bytes break RFC 5321/5322 line rules: bare-lf, bare-cr, nul, long-line, ...
+    protocol_warnings: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], raw: bytes) -> Mail:
@@ -248,7 +253,9 @@ class Mail:
             text=str(data.get("Text") or ""), html=str(data.get("HTML") or ""), size=int(data.get("Size") or 0),
             attachments=tuple(MailAttachment.from_json(a, raw, inline=False) for a in data.get("Attachments") or ()),
             inline=tuple(MailAttachment.from_json(a, raw, inline=True) for a in data.get("Inline") or ()),
-            envelope=_envelope(data.get("Envelope")), raw=raw,
+            envelope=_envelope(data.get("Envelope")), raw=raw, folder=str(data.get("Folder") or "INBOX"),
+            protocol_warnings=tuple((str(w.get("Code") or ""), str(w.get("Text") or ""))
+                                    for w in data.get("ProtocolWarnings") or () if isinstance(w, Mapping)),
         )
 
     @cached_property

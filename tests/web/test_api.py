@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from mailnest import Config, ServerThread
-from tests.conftest import send
+from tests.conftest import IN_CI, send
 
 
 def ids(listing: dict) -> list[str]:
@@ -217,3 +221,60 @@ def test_unknown_routes_and_methods_get_json_errors(server: ServerThread, api: h
     assert missing.status_code == 404 and "/api/v1/no-such-thing" in missing.json()["Error"]
     wrong = api.patch("/api/v1/messages")
     assert wrong.status_code == 405 and "allowed" in wrong.json()["Error"]
+
+
+# -- failures answer JSON (issue 11) ------------------------------------------------------------------------------
+
+SEND = {"From": {"Email": "a@example.com"}, "To": [{"Email": "b@example.com"}], "Subject": "s", "Text": "x" * 50_000}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs (CI runs as root): a disk that really fills up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        (pytest.fail if IN_CI else pytest.skip)("mounting a small tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_writes_on_a_full_disk_answer_507(small_disk: Path) -> None:
+    with ServerThread(Config(db=small_disk / "mail.db")) as running, \
+            httpx.Client(base_url=running.http_url, timeout=10) as api:
+        kept = api.post("/api/v1/send", json=SEND).json()["ID"]
+        filler = fill(small_disk)
+        for method, path, body in [("POST", "/api/v1/send", SEND), ("PUT", "/api/v1/messages", {"Read": True}),
+                                   ("DELETE", "/api/v1/messages", None)]:
+            response = api.request(method, path, json=body)
+            assert response.status_code == 507, (method, path, response.text)
+            assert response.json()["Error"].startswith("the disk is full: ")
+        assert api.get(f"/api/v1/message/{kept}").status_code == 200  # reads go on; nothing acknowledged is lost
+        filler.unlink()
+        assert api.post("/api/v1/send", json=SEND).status_code == 200
+
+
+def test_an_unexpected_failure_answers_a_json_500(server: ServerThread, api: httpx.Client) -> None:
+    server.call(server.store.close())  # a real failure: every route now meets a closed store
+    for method, path in [("GET", "/api/v1/messages"), ("GET", "/api/v1/message/latest"), ("GET", "/api/v2/messages"),
+                         ("DELETE", "/api/v1/messages"), ("GET", "/api/v1/folders")]:
+        response = api.request(method, path)
+        assert response.status_code == 500, (method, path)
+        assert response.headers["content-type"] == "application/json"
+        assert "internal error" in response.json()["Error"]
+    assert api.get("/livez").status_code == 200  # the listener is still there

@@ -4,17 +4,20 @@ info and webui, the checks, and bad input."""
 from __future__ import annotations
 
 import hashlib
+import imaplib
 import io
 import smtplib
 import struct
 import zlib
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
 import httpx
 import pytest
 
-from mailnest import ServerThread
+from mailnest import Config, ServerThread
+from mailnest.config import Listen
 from mailnest.web import thumbnail
 from tests.conftest import send
 
@@ -170,3 +173,142 @@ def test_oversize_and_malformed_bodies(server: ServerThread, api: httpx.Client) 
     assert api.put("/api/v1/messages", json={"IDs": ["does-not-exist"], "Read": True}).status_code == 200
     assert api.get("/api/v1/search", params={"query": "has:wings"}).status_code == 400
     assert api.get("/livez").text == "ok"
+
+
+# A browser on another site must not change state through a GET (issue 12 item 10): an <img> on any page would
+# mark the newest message read. Clients that send no Origin and no Sec-Fetch-Site keep Mailpit's behaviour.
+CROSS_SITE = [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+              {"Origin": "https://evil.example"}, {"Origin": "null"},
+              {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}]
+
+
+def unread(api: httpx.Client) -> int:
+    return int(api.get("/api/v1/messages").json()["unread"])
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_opening_from_another_site_does_not_mark_read(server: ServerThread, api: httpx.Client,
+                                                      headers: dict[str, str]) -> None:
+    send(server, subject="secret")
+    opened = api.get("/api/v1/message/latest", headers=headers)
+    assert opened.status_code == 200 and opened.json()["Read"] is False
+    assert unread(api) == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
+                                     {"Origin": "SELF", "Sec-Fetch-Site": "same-origin"}])
+def test_opening_from_this_server_or_a_client_marks_read(server: ServerThread, api: httpx.Client,
+                                                         headers: dict[str, str]) -> None:
+    send(server, subject="mine")
+    if headers.get("Origin") == "SELF":
+        headers = {**headers, "Origin": server.http_url}
+    assert api.get("/api/v1/message/latest", headers=headers).json()["Read"] is True
+    assert unread(api) == 0
+
+
+@pytest.mark.parametrize("server_config", [Config(cors_origins=("http://app.test:3000",))])
+def test_an_allowed_cors_origin_marks_read(server: ServerThread, api: httpx.Client) -> None:
+    send(server)
+    headers = {"Origin": "http://app.test:3000", "Sec-Fetch-Site": "cross-site"}
+    assert api.get("/api/v1/message/latest", headers=headers).json()["Read"] is True
+    assert unread(api) == 0
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_a_link_check_from_another_site_is_refused(server: ServerThread, api: httpx.Client,
+                                                   headers: dict[str, str]) -> None:
+    send(server, body="http://unresolvable.invalid/\n")
+    refused = api.get("/api/v1/message/latest/link-check", headers=headers)
+    assert refused.status_code == 403
+    assert "another site" in refused.json()["Error"] and "--cors" in refused.json()["Error"]
+    assert api.get("/api/v1/message/latest/link-check").json()["Errors"] == 1  # a client without them: as Mailpit
+
+
+def test_an_image_on_another_page_does_not_mark_read_in_chromium(server: ServerThread, api: httpx.Client,
+                                                                 browser: Any) -> None:
+    send(server, subject="seen by an img?")
+    page = browser.context.new_page()
+    ended: list[str] = []  # the browser blocks the JSON as an image (ORB) once it is answered: requestfailed
+    page.on("requestfinished", lambda request: ended.append(request.url))
+    page.on("requestfailed", lambda request: ended.append(request.url))
+
+    def load_image(count: int) -> None:
+        page.evaluate("url => { const i = new Image(); i.src = url; document.body.append(i); }",
+                      server.http_url + "/api/v1/message/latest")
+        for _ in range(100):
+            if sum("/api/v1/message/latest" in url for url in ended) >= count:
+                return
+            page.wait_for_timeout(50)
+        raise AssertionError(f"the image request did not end: {ended}")
+
+    try:
+        browser.watch.reset(server.http_url)
+        page.set_content("<p>another site</p>")  # about:blank: an opaque origin, so the image is cross-site
+        load_image(1)
+        assert unread(api) == 1
+        page.goto(server.http_url + "/livez")  # a page of this server: the same image is same-origin
+        load_image(2)
+        assert unread(api) == 0
+    finally:
+        page.close()
+
+
+# -- issue 11: what the message JSON adds ------------------------------------------------------------------------
+
+
+def deliver_raw(server: ServerThread, raw: bytes, sender: str = "a@example.com") -> None:
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, local_hostname="client.test") as client:
+        client.sendmail(sender, ["b@example.com"], raw)
+
+
+def test_protocol_warnings_in_the_message_json(server: ServerThread, api: httpx.Client) -> None:
+    deliver_raw(server, b"From: a@example.com\r\nSubject: clean\r\n\r\nall CRLF\r\n")
+    clean = api.get("/api/v1/message/latest").json()
+    assert clean["ProtocolWarnings"] == []
+    # smtplib sends bytes as they are: bare LF line ends, as EmailMessage.as_bytes() gives them by default.
+    deliver_raw(server, b"From: a@example.com\nSubject: bare\n\n" + b"x" * 1200 + b"\nlast line\n")
+    warned = api.get("/api/v1/message/latest").json()
+    codes = [w["Code"] for w in warned["ProtocolWarnings"]]
+    assert codes == ["bare-lf", "long-line"]
+    assert all(w["Text"] for w in warned["ProtocolWarnings"])
+    assert "bare LF" in warned["ProtocolWarnings"][0]["Text"]
+
+
+def test_the_null_sender_is_shown_as_angle_brackets(server: ServerThread, api: httpx.Client) -> None:
+    deliver_raw(server, b"From: MAILER-DAEMON@example.com\r\nSubject: bounce\r\n\r\nreturned\r\n", sender="")
+    message = api.get("/api/v1/message/latest").json()
+    assert message["Envelope"]["MailFrom"] == "<>"
+    send(server, subject="normal")
+    assert api.get("/api/v1/message/latest").json()["Envelope"]["MailFrom"] == "sender@example.com"
+
+
+def test_delivered_mail_is_in_inbox(server: ServerThread, api: httpx.Client) -> None:
+    send(server, subject="delivered")
+    assert api.get("/api/v1/messages").json()["messages"][0]["Folder"] == "INBOX"
+    assert api.get("/api/v1/message/latest").json()["Folder"] == "INBOX"
+    folders = api.get("/api/v1/folders").json()["Folders"]
+    assert folders[0] == {"Name": "INBOX", "Owner": "", "Total": 1, "Unread": 0}
+
+
+@pytest.mark.parametrize("server_config", [Config(imap=Listen("127.0.0.1", 0))])
+def test_mail_moved_to_an_imap_folder_stays_visible(server: ServerThread, api: httpx.Client) -> None:
+    send(server, subject="keep me")
+    send(server, subject="file me")
+    with imaplib.IMAP4("127.0.0.1", server.imap_port) as imap:
+        imap.login("*", "any")
+        assert imap.create("Archive")[0] == "OK"
+        imap.select("INBOX")
+        typ, data = imap.search(None, '(SUBJECT "file me")')
+        assert typ == "OK" and data[0]
+        assert imap._simple_command("MOVE", data[0].decode(), "Archive")[0] == "OK"  # RFC 6851
+    folders = api.get("/api/v1/folders").json()["Folders"]
+    assert folders[0]["Name"] == "INBOX" and folders[0]["Total"] == 1
+    archive = next(f for f in folders if f["Name"] == "Archive")
+    assert archive["Total"] == 1 and archive["Owner"] == "*"
+    filed = api.get("/api/v1/messages", params={"query": "folder:Archive"}).json()
+    assert [m["Subject"] for m in filed["messages"]] == ["file me"]
+    assert filed["messages"][0]["Folder"] == "Archive"
+    opened = api.get(f"/api/v1/message/{filed['messages'][0]['ID']}").json()
+    assert opened["Folder"] == "Archive" and opened["Subject"] == "file me"
+    inbox = api.get("/api/v1/messages", params={"query": "folder:INBOX"}).json()
+    assert [m["Subject"] for m in inbox["messages"]] == ["keep me"]

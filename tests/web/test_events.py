@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import socket as socket_module
 import struct
@@ -142,9 +143,15 @@ def test_cors_origins_may_use_the_stream(server: ServerThread, api: httpx.Client
     assert preflight.status_code == 200 and "DELETE" in preflight.headers["access-control-allow-methods"]
 
 
-def big_message(index: int) -> bytes:
-    subject = f"bulk {index} " + "x" * 3000
+def big_message(index: int, size: int = 3000) -> bytes:
+    subject = f"bulk {index} " + "x" * size
     return f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+
+
+class Closed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code, self.reason = code, reason
 
 
 class StuckClient:
@@ -183,7 +190,8 @@ class StuckClient:
         return data
 
     def recv(self) -> list[dict[str, Any]]:
-        """The events of the next text frame (server frames are unmasked; one JSON object per line)."""
+        """The events of the next text frame (server frames are unmasked; one JSON object per line).
+        A close frame raises `Closed` with its code and reason."""
         while True:
             first, second = self._read(2)
             size = second & 0x7F
@@ -192,6 +200,8 @@ class StuckClient:
             elif size == 127:
                 size = struct.unpack(">Q", self._read(8))[0]
             payload = self._read(size)
+            if first & 0x0F == 8:
+                raise Closed(struct.unpack(">H", payload[:2])[0], payload[2:].decode())
             if first & 0x0F == 1:
                 return [json.loads(line) for line in payload.split(b"\n")]
 
@@ -199,7 +209,9 @@ class StuckClient:
         self.sock.close()
 
 
-def test_a_stuck_client_never_slows_ingest_and_is_told_to_reload(server: ServerThread) -> None:
+def test_a_stuck_client_never_slows_ingest_and_is_dropped(server: ServerThread,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mailnest.http")
     envelope = Envelope(mail_from="a@example.com", rcpt_tos=("b@example.com",))
 
     async def ingest(count: int) -> None:
@@ -218,14 +230,39 @@ def test_a_stuck_client_never_slows_ingest_and_is_told_to_reload(server: ServerT
                     event = json.loads(line)
                     news += event["Type"] == "new"
                     assert event["Type"] != "prune"
-        # The stuck client, once it reads again, finds it was told to reload, then fresh stats.
+        # The stuck client, once it reads again, finds what fitted in the buffers, then the end: it was dropped
+        # (with a close frame saying why where the frame could still be written).
         types: list[str] = []
-        done = False
-        while not done:
-            for event in stuck.recv():
-                types.append(event["Type"])
-                done = done or (event["Type"] == "stats" and "prune" in types and event["Data"]["Total"] == 3000)
+        with contextlib.suppress(EOFError):
+            try:
+                while True:
+                    types.extend(event["Type"] for event in stuck.recv())
+            except Closed as closed:
+                assert closed.code == 1013 and "too slow" in closed.reason
         assert types.count("new") < 3000
+        assert any("too slow" in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        stuck.close()
+
+
+@pytest.mark.parametrize("server_config", [Config(max_event_queue=20)])
+def test_the_event_queue_limit_is_the_configured_one(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
+    """With --max-event-queue 20, a stuck client is dropped after about 20 events, not 1,000."""
+    caplog.set_level(logging.INFO, logger="mailnest.http")
+    envelope = Envelope(mail_from="a@example.com", rcpt_tos=("b@example.com",))
+
+    async def ingest(count: int) -> None:
+        for i in range(count):  # one commit each: events trickle, as from a slow sender
+            await server.store.add(big_message(i, 50_000), envelope)
+
+    stuck = StuckClient(server.http_port)
+    try:  # 200 events of 50 KB: more than the kernel's buffers hold, so the server's sends block
+        server.call(ingest(200), timeout=60)
+        deadline = time.monotonic() + 10
+        while not any("too slow" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the stuck client was not dropped"
+            time.sleep(0.05)
+        assert "more than 20 events" in caplog.text
     finally:
         stuck.close()
 
@@ -264,3 +301,113 @@ def test_many_clients_come_and_go(server: ServerThread, api: httpx.Client) -> No
         for ws in sockets[2:]:
             assert next_of(ws, "new")["Data"]["Subject"] == "for the rest"
     assert api.get("/livez").status_code == 200
+
+
+@pytest.mark.parametrize("server_config", [Config(max_event_queue=20)])
+def test_a_stuck_event_stream_client_is_ended(server: ServerThread, api: httpx.Client,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """The SSE stream too: a reader that stopped reading is ended once 20 events wait, and the others go on."""
+    caplog.set_level(logging.INFO, logger="mailnest.http")
+    stuck = socket_module.socket()
+    stuck.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", server.http_port))
+    stuck.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{server.http_port}\r\n\r\n".encode())
+    envelope = Envelope(mail_from="a@example.com", rcpt_tos=("b@example.com",))
+
+    async def ingest(count: int) -> None:
+        for i in range(count):
+            await server.store.add(big_message(i, 50_000), envelope)
+
+    try:
+        with httpx.Client(base_url=server.http_url, timeout=10) as client, \
+                client.stream("GET", "/api/v1/events") as stream:
+            received = sse_events(stream)
+            assert next(received)["Type"] == "stats"
+            server.call(ingest(3), timeout=60)
+            assert next(e for e in received if e["Type"] == "new")["Data"]["Subject"].startswith("bulk 0")
+            # The healthy reader is stopped now too (it is inside this `with`): so run the flood after it.
+        server.call(ingest(200), timeout=60)
+        deadline = time.monotonic() + 10
+        while "ended a slow event-stream client" not in caplog.text:
+            assert time.monotonic() < deadline, "the stuck SSE client was not ended"
+            time.sleep(0.05)
+        assert "more than 20 events" in caplog.text
+        assert api.get("/livez").text == "ok"
+    finally:
+        stuck.close()
+
+
+# -- the hub ---------------------------------------------------------------------------------------------------
+
+
+def test_hub_offers_each_event_only_to_subscribers_of_its_type() -> None:
+    async def scenario() -> None:
+        hub = events.Hub()
+        news = hub.subscribe(types=(events.NEW,))
+        everything = hub.subscribe()
+        hub.publish(events.UPDATE, {"ids": ["a"]})
+        hub.publish(events.NEW, "n")
+        assert (await news.get(timeout=1)) == Event(events.NEW, "n")
+        assert news.get_nowait() is None
+        assert [everything.get_nowait(), everything.get_nowait()] == [
+            Event(events.UPDATE, {"ids": ["a"]}), Event(events.NEW, "n")]
+        waiting = asyncio.ensure_future(news.get())
+        await asyncio.sleep(0)
+        news.close()  # a consumer waiting on a closed subscription is woken with None
+        assert await asyncio.wait_for(waiting, 1) is None
+        hub.publish(events.NEW, "after close")
+        assert hub.subscriber_count == 1 and everything.get_nowait() == Event(events.NEW, "after close")
+
+    asyncio.run(scenario())
+
+
+def test_hub_publish_costs_one_append_per_subscriber() -> None:
+    """Issue 12 item 8: publishing to 2,000 subscribers (long-polls, IDLE sessions) must stay cheap, and a full
+    subscriber loses events (and is told so) instead of growing or slowing the publisher."""
+
+    async def scenario() -> float:
+        hub = events.Hub()
+        subs = [hub.subscribe(maxsize=100) for _ in range(2000)]
+        started = time.perf_counter()
+        for i in range(200):
+            hub.publish(events.NEW, i)
+        elapsed = time.perf_counter() - started
+        assert all(s.lagged and len(s._items) == 100 for s in subs)
+        assert subs[0].get_nowait() == Event(events.NEW, 0)
+        return elapsed
+
+    elapsed = asyncio.run(scenario())
+    assert elapsed < 1.0, f"400,000 offers took {elapsed:.2f}s"  # about 0.1 s; a lock or copy per offer is not
+
+
+def test_a_broadcast_renders_each_event_once_for_every_client() -> None:
+    """What MailHog's websocket needs: an async renderer (it reads the store) run once per event, whatever the
+    number of clients, and each frame a message of its own."""
+
+    async def scenario() -> None:
+        hub = events.Hub()
+        rendered: list[object] = []
+
+        async def render(event: Event) -> list[str]:
+            rendered.append(event.data)
+            await asyncio.sleep(0)  # as a store read would
+            return [f"message {event.data}"]
+
+        feed = events.Broadcast(hub, render, max_queue=10, types=(events.NEW,))
+        clients = [feed.attach() for _ in range(500)]
+        await asyncio.sleep(0)  # the pump subscribes
+        for i in range(3):
+            hub.publish(events.NEW, i)
+        hub.publish(events.UPDATE, {"ids": ["x"]})  # not asked for: never rendered
+        got: dict[int, list[str]] = {}
+        while any(len(got.get(n, [])) < 3 for n in range(len(clients))):
+            for n, client in enumerate(clients):
+                if len(got.setdefault(n, [])) < 3:
+                    got[n].extend(await feed.next_messages(client, timeout=5) or ())
+        assert rendered == [0, 1, 2]
+        assert all(messages == ["message 0", "message 1", "message 2"] for messages in got.values())
+        for client in clients:
+            feed.detach(client)
+        assert hub.subscriber_count == 0 or (await asyncio.sleep(0.01) is None and hub.subscriber_count == 0)
+
+    asyncio.run(scenario())

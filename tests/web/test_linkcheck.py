@@ -106,3 +106,60 @@ def test_link_check_errors(server: ServerThread, api: httpx.Client) -> None:
     send(server, body="http://unresolvable.invalid/x\n")
     result = link_check(api)
     assert result["Errors"] == 1 and "resolve" in result["Links"][0]["Status"]
+
+
+# Every IPv6 spelling that carries a non-global IPv4 address (issue 12 item 12): 169.254.169.254 is the cloud
+# metadata service, 127.0.0.1 loopback, 10.0.0.1 private. Teredo's client address is stored XORed with ones.
+EMBEDDED_PRIVATE = [
+    "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:0a00:0001:1234::5",  # 6to4 of 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254
+    "64:ff9b::a9fe:a9fe",  # NAT64 well-known prefix
+    "64:ff9b::127.0.0.1",
+    "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix (RFC 8215)
+    "64:ff9b:1:a9fe:a9:fe00::",  # the same in RFC 6052's /48 layout (u-octet skipped)
+    "::a9fe:a9fe",  # IPv4-compatible
+    "::127.0.0.1",
+    "::ffff:169.254.169.254",  # IPv4-mapped
+    "::ffff:a9fe:a9fe",
+    "::ffff:0:169.254.169.254",  # IPv4-translated (SIIT)
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+def test_ipv6_forms_embedding_a_private_ipv4_address_are_blocked(address: str) -> None:
+    assert blocked_address(address)
+
+
+@pytest.mark.parametrize("address", ["2002:808:808::1", "64:ff9b::8.8.8.8", "::ffff:8.8.8.8",
+                                     "2001:4860:4860::8888"])
+def test_ipv6_forms_embedding_a_global_ipv4_address_are_allowed(address: str) -> None:
+    assert not blocked_address(address)
+
+
+def test_link_check_refuses_every_embedded_spelling_over_http(server: ServerThread, api: httpx.Client) -> None:
+    send(server, body="".join(f"http://[{address}]/latest/meta-data/\n" for address in EMBEDDED_PRIVATE))
+    result = link_check(api)
+    assert result["Errors"] == len(EMBEDDED_PRIVATE)
+    for link in result["Links"]:
+        assert link["StatusCode"] == 0, link
+        assert link["Status"].startswith("blocked:") and "--allow-private-link-check" in link["Status"], link
+
+
+def test_link_extraction_is_linear_on_an_unclosed_html_tail() -> None:
+    """HTMLParser rescans an unclosed tail on every feed: 16 KB of `<a` took 0.12 s and 1 MB would take minutes."""
+    import time
+
+    from mailnest.web.linkcheck import extract
+
+    def cost(n: int) -> float:
+        html = '<a href="http://x.test/">x</a>' + "<a" * n
+        start = time.process_time()
+        assert extract("", html) == ["http://x.test/"]
+        return time.process_time() - start
+
+    small = min(cost(50_000) for _ in range(3))
+    large = min(cost(200_000) for _ in range(3))
+    assert large < max(small, 0.005) * 8, (small, large)  # 4x the input: linear is ~4x, quadratic ~16x

@@ -132,3 +132,45 @@ def test_v2_websocket_feed(server: ServerThread) -> None:
         send(server, subject="pushed")
         message = json.loads(ws.recv(timeout=10))
     assert message["Content"]["Headers"]["Subject"] == ["pushed"] and message["Raw"]["From"]
+
+
+HOSTILE_PART = (
+    b"From: evil@example.com\r\nTo: dev@example.com\r\nSubject: hostile part\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+    b'--b\r\nContent-Type: text/html; charset="utf-8"; x="<script>"\r\n'
+    b'Content-Disposition: inline; filename="../../evil\\"name.html"\r\n'
+    b"Set-Cookie: session=stolen; Path=/\r\n"
+    b"Access-Control-Allow-Origin: *\r\n"
+    b"Access-Control-Allow-Credentials: true\r\n"
+    b"Content-Security-Policy: script-src *\r\n"
+    b"Link: <https://evil.example/x.css>; rel=stylesheet\r\n"
+    b"Refresh: 0; url=https://evil.example/\r\n"
+    b"Location: https://evil.example/\r\n"
+    b"X-Frame-Options: ALLOWALL\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n<script>alert(1)</script>\r\n"
+    b"--b\r\nContent-Type: text/html\r\nnot/a type\r\n\r\n<b>x</b>\r\n"
+    b"--b\r\nContent-Type: evil\"/\"type\r\n\r\n<b>x</b>\r\n"
+    b"--b--\r\n"
+)
+
+
+def test_part_download_copies_no_header_from_the_message(server: ServerThread, api: httpx.Client) -> None:
+    send(server, raw=HOSTILE_PART)
+    message_id = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    part = api.get(f"/api/v1/messages/{message_id}/mime/part/1/download")
+    assert part.status_code == 200
+    for name in ("set-cookie", "access-control-allow-origin", "access-control-allow-credentials", "link", "refresh",
+                 "location", "x-frame-options"):
+        assert name not in part.headers, name
+    assert part.headers["content-type"] == "text/html; charset=utf-8"  # written anew, the x= parameter gone
+    assert part.headers["content-disposition"] == 'attachment; filename="evil_name.html"'
+    assert part.headers["x-content-type-options"] == "nosniff"
+    assert part.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert part.headers["content-transfer-encoding"] == "quoted-printable"
+    assert part.content == b"<script>alert(1)</script>"  # the body as it is in the message, as MailHog serves it
+    assert "session" not in api.cookies
+    unnamed = api.get(f"/api/v1/messages/{message_id}/mime/part/3/download")
+    assert unnamed.headers["content-type"].startswith("text/plain")  # RFC 2045 5.2: a broken type is text/plain
+    assert unnamed.headers["content-disposition"] == f'attachment; filename="{message_id}-part-3"'

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from mailnest import ServerThread
 from tests.web.conftest import mail
@@ -136,3 +141,49 @@ def test_preview_of_a_text_only_message_says_so(server: ServerThread, api: httpx
     response = api.get(f"/view/{message_id}.html")
     assert response.status_code == 404 and "no HTML part" in response.text  # Mailpit's status, with a reason
     assert api.get(f"/view/{message_id}.json").json() == {"ID": message_id, "RemoteImages": 0, "Links": []}
+
+
+def test_latest_preview_reads_dates_in_tz_as_the_api_does(server: ServerThread, api: httpx.Client) -> None:
+    """`/view/latest.html?query=after:...&tz=...` finds what `/api/v1/message/latest` finds with the same query."""
+    mail(server, subject="dated", html="<p>dated preview</p>")
+    created = datetime.fromisoformat(api.get("/api/v1/messages").json()["messages"][0]["Created"])
+    local = datetime.now().astimezone().utcoffset() or timedelta(0)
+    zone = "Pacific/Kiritimati" if local < timedelta(hours=10) else "Etc/GMT+12"  # far from the server's own zone
+    # An hour before the message, written as a wall-clock time in that zone, without a zone.
+    wall = (created - timedelta(hours=1)).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
+    params = {"query": f"after:{wall}", "tz": zone}
+    assert api.get("/api/v1/message/latest", params=params).json()["Subject"] == "dated"
+    assert api.get("/api/v1/message/latest", params={"query": f"after:{wall}"}).status_code == 404
+    preview = api.get("/view/latest.html", params=params)
+    assert preview.status_code == 200 and "dated preview" in preview.text
+    assert api.get("/view/latest.html", params={"query": f"after:{wall}"}).status_code == 404
+    assert api.get("/view/latest.txt", params=params).status_code == 200
+    assert api.get("/view/latest.json", params=params).json()["ID"]
+    bad = api.get("/view/latest.html", params={"query": "after:2026-01-01", "tz": "Mars/Olympus"})
+    assert bad.status_code == 400 and "Mars/Olympus" in bad.text
+    assert api.get("/view/latest.json", params={"tz": "Mars/Olympus"}).status_code == 400
+
+
+def test_opening_a_message_sanitizes_its_html_once(server: ServerThread, api: httpx.Client,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The page asks for the preview and for what it blocked at the same moment: one sanitizing pass serves
+    both (a 5 MB newsletter costs it once, not twice)."""
+    caplog.set_level(logging.DEBUG, logger="mailnest.http")
+    mail(server, subject="newsletter", html="<p>" + "<b>news</b> <img src='https://t.example/p.gif'> " * 20000)
+    message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+
+    async def open_like_the_page() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
+            return list(await asyncio.gather(client.get(f"/view/{message_id}.html"),
+                                             client.get(f"/view/{message_id}.json")))
+
+    html, info = asyncio.run(open_like_the_page())
+    assert html.status_code == 200 and "news" in html.text and info.json()["RemoteImages"] == 20000
+    assert api.get(f"/view/{message_id}.json").json()["RemoteImages"] == 20000  # opened again: no new pass
+
+    def passes() -> int:
+        return sum(1 for r in caplog.records if r.getMessage().startswith(f"sanitized the HTML of {message_id}"))
+
+    assert passes() == 1
+    assert "t.example" in api.get(f"/view/{message_id}.html", params={"remote": "1"}).text  # its own pass
+    assert passes() == 2

@@ -81,13 +81,18 @@ class BasicAuth:
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        client = str((scope.get("client") or ("", 0))[0])
+        if header:
+            # After failures from this address or for this user, the next attempt waits (auth.FailureGuard).
+            await self.guard.throttle(client, (basic_credentials(header) or ("", ""))[0])
         ok, user = self._check(accounts, header)
         if ok:
+            if header:
+                self.guard.succeeded(client, user)
             await self.app(scope, receive, send)
             return
-        client = scope.get("client") or ("", 0)
         if header:
-            await self.guard.failed(str(client[0]), "HTTP", user)
+            self.guard.record_failure(client, "HTTP", user)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "authentication required"})
             return

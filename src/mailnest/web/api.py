@@ -1,38 +1,55 @@
 """The HTTP API's core: Mailpit's API v1 messages and message routes, plus mailnest's wait, mailboxes and envelope.
 
 Mailpit compatibility notes (where Mailpit's own behaviour is followed on purpose):
-- `GET /api/v1/message/{ID}` marks the message read, as Mailpit documents;
+- `GET /api/v1/message/{ID}` marks the message read, as Mailpit documents, except for a request from a web page of
+  another site (`Sec-Fetch-Site: cross-site`/`same-site`, or a foreign `Origin`): an <img> must change nothing;
 - `PUT /api/v1/messages` without "Read" marks unread (Go's zero value), so mailpit-api's `setReadStatus()` works;
 - header names in `/headers` use Go's canonical spelling (`Message-Id`), keeping the message's order;
 - errors are JSON `{"Error": reason}` (the shape Mailpit's send API uses) with Mailpit's status codes: 400 for bad
   input, 404 for a message that does not exist. Unlike Mailpit, a malformed body never means "all messages".
+  A full disk is 507 and anything unexpected a JSON 500 (`guarded`).
+
+mailnest's additions to the message: `Envelope` (`MailFrom` "<>" for the null sender), `Folder` ("INBOX" for
+delivered mail) and `ProtocolWarnings`; `GET /api/v1/folders`; the long-poll `GET /api/v1/wait` (its registry is
+`waiters.Waiters`). CPU work (MIME walks, checksums, rendering) runs in `offloop.OffLoop`, abandoned with its
+request (`ClientGone` is answered 499).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
+import re
 import time
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 from urllib.parse import quote
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import events, mime
+from .. import mime
 from ..chaos import Chaos
 from ..config import Config
+from ..mime import content as mime_content
+from ..mime import wire
 from ..models import Message
-from ..store.base import MailboxInfo, Store
+from ..search import QueryError
+from ..store.base import MailboxInfo, Store, StoreFullError
 from . import json as render
 from . import thumbnail
+from .events import origin_allowed
+from .offloop import Abandoned as Abandoned  # re-exported: compat_mailhog imports it from here
+from .offloop import ClientGone, OffLoop, _client_gone
+from .waiters import Waiters, WaitersFull
 
 log = logging.getLogger("mailnest.http")
 
@@ -44,15 +61,19 @@ MAX_SEND_BODY = 64 * 1024 * 1024  # the send API carries base64 attachments
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, **extra: Any) -> None:
+    """An answer `{"Error": reason, **extra}` with this status (and these HTTP headers)."""
+
+    def __init__(self, status: int, reason: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = dict(headers or {})
         self.extra = extra
 
 
-def error_response(status: int, reason: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"Error": reason, **extra}, status_code=status)
+def error_response(status: int, reason: str, *, headers: Mapping[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    return JSONResponse({"Error": reason, **extra}, status_code=status, headers=headers)
 
 
 @dataclass
@@ -64,6 +85,7 @@ class Context:
     chaos: Chaos
     outputs: Any = None  # outputs.dispatcher.OutputDispatcher when the runtime has one (relay, release)
     started: float = field(default_factory=time.time)
+    work: OffLoop = field(default_factory=OffLoop)
 
 
 # -- request parsing -------------------------------------------------------------------------------------------
@@ -166,12 +188,112 @@ def string_list(value: Any, what: str) -> list[str]:
     return value
 
 
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"\\/:*?<>|;%]+')
+
+
+def safe_filename(name: str, fallback: str) -> str:
+    """A file name for a download: the last path component, without control characters, quotes or path
+    separators, at most 200 characters; `fallback` when nothing usable is left."""
+    base = re.split(r"[\\/]", name.encode("utf-8", "replace").decode("utf-8"))[-1]  # lone surrogates go
+    cleaned = _UNSAFE_NAME.sub("_", base).strip(" ._")[:200]
+    return cleaned or _UNSAFE_NAME.sub("_", fallback)
+
+
+def attachment_disposition(name: str, fallback: str, kind: str = "attachment") -> str:
+    """A Content-Disposition with an ASCII filename and, for any other name, RFC 6266's filename* in UTF-8."""
+    safe = safe_filename(name, fallback)
+    ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+    out = f'{kind}; filename="{ascii_name}"'
+    if ascii_name != safe:
+        out += f"; filename*=UTF-8''{quote(safe, safe='')}"
+    return out
+
+
+def cross_site(request: Request, cors_origins: Sequence[str]) -> str | None:
+    """Why this request comes from a web page of another site, or None when it does not.
+
+    A GET with a side effect (marking read, starting a link check) can be made by any page: an <img> sends no
+    Origin, but browsers send `Sec-Fetch-Site`. A client that sends neither (curl, API clients, Mailpit's
+    tools) is not a browser and keeps Mailpit's behaviour; so does a page of an allowed CORS origin."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        if origin != "null" and origin_allowed(request.headers, cors_origins):
+            return None
+        return f"Origin {origin}"
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
+        return f"Sec-Fetch-Site: {site}"
+    return None
+
+
+def refuse_cross_site(request: Request, config: Config, what: str) -> None:
+    """403 for a side effect a web page of another site asked for."""
+    reason = cross_site(request, config.cors_origins)
+    if reason is not None:
+        raise ApiError(403, f"{what} is refused for a request from the web page of another site ({reason}); "
+                            "allow that site with --cors ORIGIN")
+
+
 def ok(request: Request) -> Response:
     """Mailpit's plain "ok". A client that sends no Accept header at all (MailHog's Node client) JSON-parses any
     body it gets, so it gets an empty one."""
     if "accept" not in request.headers:
         return Response(b"", media_type="text/plain")
     return Response("ok", media_type="text/plain")
+
+
+# -- failures ----------------------------------------------------------------------------------------------------
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def disk_full(exc: StoreFullError) -> ApiError:
+    return ApiError(507, f"the disk is full: {exc}")
+
+
+def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A JSON 500 for an error no route expected, logged with its traceback once."""
+    log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return error_response(500, f"internal error while answering {request.method} {request.url.path}: "
+                               f"{type(exc).__name__}: {exc}; the server log has the details")
+
+
+def guarded(endpoint: Endpoint) -> Endpoint:
+    """An API route whose failures are JSON: 507 when the disk is full, 500 for anything unexpected."""
+
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except StoreFullError as exc:
+            raise disk_full(exc) from None
+        except ClientGone as exc:
+            raise ApiError(499, exc.reason) from None
+        except (ApiError, QueryError, HTTPException):
+            raise
+        except Exception as exc:
+            return unexpected(request, exc)
+
+    return run
+
+
+def guarded_routes(routes: Iterable[Route]) -> list[Route]:
+    return [Route(r.path, guarded(r.endpoint), methods=sorted((r.methods or set()) - {"HEAD"})) for r in routes]
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
+    """For the application's exception handlers (`Exception`): JSON under /api/, Starlette's text elsewhere."""
+    if isinstance(exc, StoreFullError):
+        reason = disk_full(exc)
+        log.warning("%s %s -> 507 %s", request.method, request.url.path, reason.reason)
+        return error_response(507, reason.reason)
+    if isinstance(exc, ClientGone):  # off-loop work of a route that is not `guarded`
+        log.info("%s %s -> 499 %s", request.method, request.url.path, exc.reason)
+        return error_response(499, exc.reason)
+    if request.url.path.startswith("/api/"):
+        return unexpected(request, exc)
+    log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return Response("Internal Server Error", status_code=500, media_type="text/plain")
 
 
 # -- the routes --------------------------------------------------------------------------------------------------
@@ -181,9 +303,11 @@ class Api:
     def __init__(self, context: Context) -> None:
         self.context = context
         self.store = context.store
+        # A long-poll holds a connection: they may take most of the listener's, never all.
+        self.waiters = Waiters(context.store, max(1, context.config.max_connections * 4 // 5))
 
     def routes(self) -> list[Route]:
-        return [
+        return guarded_routes([
             Route("/api/v1/messages", self.list_messages, methods=["GET"]),
             Route("/api/v1/messages", self.delete_messages, methods=["DELETE"]),
             Route("/api/v1/messages", self.mark_messages, methods=["PUT"]),
@@ -196,9 +320,10 @@ class Api:
             Route("/api/v1/message/{id}/part/{part_id}/thumb", self.get_thumbnail, methods=["GET"]),
             Route("/api/v1/wait", self.wait, methods=["GET"]),
             Route("/api/v1/mailboxes", self.list_mailboxes, methods=["GET"]),
+            Route("/api/v1/folders", self.list_folders, methods=["GET"]),
             Route("/livez", self.livez, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
-        ]
+        ])
 
     # -- lists and searches ----------------------------------------------------------------------------
 
@@ -285,14 +410,20 @@ class Api:
 
     async def get_message(self, request: Request) -> Response:
         message = await self.message(request)
-        raw = await self.store.raw(message.id) if (message.attachments or message.inline) else None
-        sums = await asyncio.to_thread(_checksums, raw, message) if raw is not None else None
-        out = render.message(message, sums)
+        raw = await self.store.raw(message.id)
+        if raw is None:
+            raise ApiError(404, f"message {message.id!r} not found")
+        sums, warnings = await self.context.work.run(request, _message_extras, raw, message, cancellable=True)
+        out = render.message(message, sums, warnings)
         if self.context.outputs is not None:  # mailnest: where relaying got to, per recipient (None: not relayed)
             out["Relay"] = self.context.outputs.relay_status(message.id)
-        if not message.summary.read:
-            await self.store.set_read([message.id], True)
-            out["Read"] = True
+        # Mailpit marks a message read when it is opened; not for a web page of another site (an <img> would do).
+        if not message.summary.read and cross_site(request, self.context.config.cors_origins) is None:
+            try:
+                await self.store.set_read([message.id], True)
+                out["Read"] = True
+            except StoreFullError as exc:  # the message is still shown; it stays unread until there is room
+                log.warning("could not mark message %s read: %s", message.id, exc)
         return JSONResponse(out)
 
     async def raw(self, request: Request) -> tuple[str, bytes]:
@@ -311,21 +442,20 @@ class Api:
 
     async def get_headers(self, request: Request) -> Response:
         _, raw = await self.raw(request)
-        return JSONResponse(render.headers(await asyncio.to_thread(mime.headers, raw)))
+        return JSONResponse(render.headers(await self.context.work.run(request, mime.headers, raw)))
 
     async def _part(self, request: Request) -> tuple[str, str, mime.PartContent]:
         id_, raw = await self.raw(request)
         part_id = request.path_params["part_id"]
-        content = await asyncio.to_thread(mime.part, raw, part_id)
+        content = await self.context.work.run(request, mime.part, raw, part_id)
         if content is None:
             raise ApiError(404, f"message {id_!r} has no part {part_id!r}")
         return id_, part_id, content
 
     async def get_part(self, request: Request) -> Response:
-        _, _, content = await self._part(request)
-        disposition = "attachment" if request.query_params.get("dl") not in (None, "", "0") else "inline"
-        if content.filename:
-            disposition += f"; filename*=UTF-8''{quote(content.filename, safe='')}"
+        _, part_id, content = await self._part(request)
+        kind = "attachment" if request.query_params.get("dl") not in (None, "", "0") else "inline"
+        disposition = attachment_disposition(content.filename, f"part-{part_id}", kind) if content.filename else kind
         media_type = content.content_type if content.content_type.isascii() else ""
         return Response(content.data, media_type=media_type or "application/octet-stream",
                         headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
@@ -334,7 +464,7 @@ class Api:
     async def get_thumbnail(self, request: Request) -> Response:
         """Mailpit's 180x120 JPEG thumbnail of an image part (a blank one for anything else)."""
         _, _, content = await self._part(request)
-        data = await asyncio.to_thread(thumbnail.make, content.data, content.content_type)
+        data = await self.context.work.run(request, thumbnail.make, content.data, content.content_type)
         return Response(data, media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
 
     # -- waiting ---------------------------------------------------------------------------------------
@@ -344,35 +474,48 @@ class Api:
         mailbox = mailbox_param(request)
         count = int_param(request, "count", 1, minimum=1, maximum=MAX_LIMIT)
         timeout = float_param(request, "timeout", 10.0, maximum=MAX_WAIT)
-        deadline = time.monotonic() + timeout
-        # Subscribe before the first count, so a message that lands in between is not missed.
-        with self.store.hub.subscribe(maxsize=64) as sub:
-            while True:
-                if await self.store.count(query=query, mailbox=mailbox) >= count:
-                    page = await self.store.list(query=query, mailbox=mailbox, limit=max(count, 50))
-                    return JSONResponse(render.page(page))
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                event = await sub.get(timeout=remaining)
-                # Only new messages (or a lagged queue, where one may have been dropped) can satisfy the wait.
-                while event is not None and event.type != events.NEW and not sub.lagged:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    event = await sub.get(timeout=remaining)
-                sub.lagged = False
-        arrived = await self.store.count(query=query, mailbox=mailbox)
-        what = f"{count} message(s)" + (f" matching {query!r}" if query else "") + (
-            f" in mailbox {mailbox}" if mailbox else "")
-        raise ApiError(408, f"timed out after {timeout:g}s waiting for {what}; {arrived} arrived",
-                       Arrived=arrived, Expected=count)
+        key = (query, mailbox.lower() if mailbox else None)
+        # Registered before the first count, so a message that lands in between is not missed.
+        try:
+            arrived_future = self.waiters.add(key, count)
+        except WaitersFull as exc:
+            raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        try:
+            if await self.store.count(query=query, mailbox=mailbox) < count:
+                gone = asyncio.ensure_future(_client_gone(request))
+                try:
+                    await asyncio.wait({arrived_future, gone}, timeout=timeout,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    gone.cancel()
+                if not arrived_future.done():
+                    if gone.done() and not gone.cancelled():
+                        raise ApiError(499, "the client closed the connection while waiting")
+                    arrived = await self.store.count(query=query, mailbox=mailbox)
+                    if arrived < count:
+                        what = f"{count} message(s)" + (f" matching {query!r}" if query else "") + (
+                            f" in mailbox {mailbox}" if mailbox else "")
+                        raise ApiError(408, f"timed out after {timeout:g}s waiting for {what}; {arrived} arrived",
+                                       Arrived=arrived, Expected=count)
+        finally:
+            self.waiters.remove(key, arrived_future)
+        page = await self.store.list(query=query, mailbox=mailbox, limit=max(count, 50))
+        return JSONResponse(render.page(page))
 
     # -- everything else -------------------------------------------------------------------------------
 
     async def list_mailboxes(self, request: Request) -> Response:
         boxes: Iterable[MailboxInfo] = await self.store.mailboxes()
         return JSONResponse([{"Address": b.address, "Total": b.total, "Unread": b.unread} for b in boxes])
+
+    async def list_folders(self, request: Request) -> Response:
+        """INBOX (delivered mail) first, then every folder IMAP clients made, whoever's; list a folder's messages
+        with `?query=folder:NAME`."""
+        stats = await self.store.stats()
+        folders = await self.store.folders()
+        return JSONResponse({"Folders": [
+            {"Name": render.INBOX, "Owner": "", "Total": stats.total, "Unread": stats.unread},
+            *({"Name": f.name, "Owner": f.owner, "Total": f.total, "Unread": f.unread} for f in folders)]})
 
     async def livez(self, request: Request) -> Response:
         return Response("ok", media_type="text/plain")
@@ -382,22 +525,39 @@ class Api:
         return Response("ok", media_type="text/plain")
 
 
-def _checksums(raw: bytes, message: Message) -> dict[str, Mapping[str, str]]:
-    """Mailpit's attachment Checksums: MD5, SHA1 and SHA256 of each part's decoded content."""
+def checksums(raw: bytes, message: Message, *, cancelled: Callable[[], bool] = lambda: False
+              ) -> dict[str, Mapping[str, str]]:
+    """Mailpit's attachment Checksums: MD5, SHA1 and SHA256 of each part's decoded content.
+
+    One walk of the MIME tree for the whole message, then each part's bytes by offset: linear in the message
+    (parsing the message again for each part made 1,000 attachments take 41 s)."""
     out: dict[str, Mapping[str, str]] = {}
-    for a in (*message.attachments, *message.inline):
-        content = mime.part(raw, a.part_id) if a.part_id else None
-        if content is not None:
-            out[a.part_id] = {"MD5": hashlib.md5(content.data, usedforsecurity=False).hexdigest(),
-                              "SHA1": hashlib.sha1(content.data, usedforsecurity=False).hexdigest(),
-                              "SHA256": hashlib.sha256(content.data).hexdigest()}
+    wanted = [a.part_id for a in (*message.attachments, *message.inline) if a.part_id]
+    if not wanted:
+        return out
+    root = mime.structure(raw)
+    for part_id in wanted:
+        if cancelled():
+            raise Abandoned
+        node = mime.find_part(root, part_id)
+        if node is None or node.is_multipart:
+            continue
+        data = mime_content.decode_transfer(raw[node.body_start:node.body_end], node.encoding)
+        out[part_id] = {"MD5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                        "SHA1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+                        "SHA256": hashlib.sha256(data).hexdigest()}
     return out
+
+
+def _message_extras(raw: bytes, message: Message, *, cancelled: Callable[[], bool]
+                    ) -> tuple[dict[str, Mapping[str, str]], tuple[wire.ProtocolWarning, ...]]:
+    return checksums(raw, message, cancelled=cancelled), wire.protocol_warnings(raw)
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     log.info("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.reason)
-    return error_response(exc.status, exc.reason, **exc.extra)
+    return error_response(exc.status, exc.reason, headers=exc.headers, **exc.extra)
 
 
 async def handle_query_error(request: Request, exc: Exception) -> Response:

@@ -6,8 +6,10 @@ and the web UI's routes (the page and `/view/...`) come last.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -21,8 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import Credentials, FailureGuard
 from ..chaos import Chaos
 from ..search import QueryError
+from ..store.base import StoreFullError
 from .access import BasicAuth
-from .api import Api, ApiError, Context, handle_api_error, handle_query_error
+from .api import Api, ApiError, Context, handle_api_error, handle_query_error, handle_unexpected_error
 from .application import Application, RuntimeCounters
 from .chaos_api import ChaosApi
 from .checks import Checks
@@ -36,6 +39,98 @@ if TYPE_CHECKING:
     from ..runtime import MailServer
 
 log = logging.getLogger("mailnest.http")
+
+
+# Probes (Kubernetes sends the pod's IP as Host) read nothing: they need no Host check.
+UNCHECKED_PATHS = frozenset({"/livez", "/readyz"})
+_REFUSED_LOGGED = 64  # distinct refused names logged, at most: a scan must not flood the log
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without port, brackets or trailing dot, lower-cased (pure)."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    if text.count(":") == 1:
+        text = text.partition(":")[0]
+    return text.rstrip(".")
+
+
+def is_loopback_name(name: str) -> bool:
+    """localhost, *.localhost (RFC 6761: always loopback), and every loopback address in any spelling."""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        try:  # the shorthand IPv4 forms curl sends as written: 127.1, 0x7f.1
+            return socket.inet_aton(name)[0] == 127
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _allowed_name(entry: str) -> str:
+    """An --allowed-host entry as HostCheck compares it: a name, or ".domain" for a domain and all under it."""
+    text = entry.strip().lower()
+    if text.startswith("*."):
+        text = text[1:]
+    return text.rstrip(".") if text.startswith(".") else host_name(text)
+
+
+class HostCheck:
+    """A defence against DNS rebinding: only the names this server is known by are served.
+
+    A web page on evil.example can make its own name resolve to 127.0.0.1; the browser then treats this server as
+    evil.example, same origin, and lets the page read mail and delete it. The page cannot change the Host header,
+    so any name that is not loopback, the listen address, `--hostname` or an `--allowed-host` is refused with
+    400 and a reason that says how to allow it. An entry ".example.com" (or "*.example.com") allows that name and
+    every name under it; "*" allows any. Applies to websockets too (before the handshake)."""
+
+    def __init__(self, app: ASGIApp, *, allowed: Iterable[str], listen_host: str | None, hostname: str) -> None:
+        self.app = app
+        names = {_allowed_name(entry) for entry in allowed if entry.strip()}
+        self.any = "*" in names
+        for extra in (listen_host, hostname):
+            if extra and extra not in ("0.0.0.0", "::", ""):
+                names.add(host_name(extra) if ":" not in extra else extra.lower())
+        self.suffixes = tuple(n for n in names if n.startswith("."))
+        self.names = frozenset(n for n in names if not n.startswith("."))
+        self._logged: set[str] = set()
+
+    def allows(self, header: str | None) -> bool:
+        if self.any or header is None:  # HTTP/1.0 without Host: no browser sends that
+            return True
+        name = host_name(header)
+        return (name in self.names or is_loopback_name(name)
+                or any(name.endswith(suffix) or name == suffix[1:] for suffix in self.suffixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in UNCHECKED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+        if self.allows(header):
+            await self.app(scope, receive, send)
+            return
+        name = host_name(header or "")
+        reason = (f"this mailnest does not answer to the host name {name!r} (a defence against DNS rebinding); "
+                  f"if you reach it by that name, start it with --allowed-host {name or 'NAME'}")
+        if name not in self._logged and len(self._logged) < _REFUSED_LOGGED:
+            self._logged.add(name)
+            log.warning("refused %s %s for Host %r: %s", scope.get("method", "websocket"), scope["path"],
+                        header, "not a name this server is known by; allow it with --allowed-host")
+        headers = {"X-Content-Type-Options": "nosniff"}  # the reason quotes the name the client sent
+        if scope["path"].startswith("/api/"):
+            response: Response = JSONResponse({"Error": reason}, status_code=400, headers=headers)
+        else:
+            response = PlainTextResponse(reason + "\n", status_code=400, headers=headers)
+        if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            await response(scope, receive, send)  # Starlette answers a handshake as websocket.http.response
+        else:
+            await send({"type": "websocket.close", "code": 1008})  # the server answers 403
 
 
 class Cors:
@@ -151,7 +246,7 @@ def create_app(server: MailServer) -> Starlette:
         *Tagging(context).routes(),
         *Application(context, RuntimeCounters(server.hub)).routes(),
         *ChaosApi(context).routes(),
-        *LiveEvents(server.store, server.hub, server.config.cors_origins).routes(),
+        *LiveEvents(server.store, server.hub, server.config.cors_origins, server.config.max_event_queue).routes(),
         *OpenApi().routes(),
         *MailHog(context, checks).routes(),
         *_ui_routes(server),
@@ -163,9 +258,13 @@ def create_app(server: MailServer) -> Starlette:
     guard = getattr(server, "login_failures", None) or FailureGuard()
     return Starlette(
         routes=merged(routes),
-        # CORS first: a browser's preflight carries no credentials and must still be answered.
-        middleware=[Middleware(Cors, origins=config.cors_origins),
+        # The Host check first: a rebound name is refused whatever it asks. Then CORS: a browser's preflight
+        # carries no credentials and must still be answered.
+        middleware=[Middleware(HostCheck, allowed=config.allowed_hosts,
+                               listen_host=config.http.host if config.http else None, hostname=config.hostname),
+                    Middleware(Cors, origins=config.cors_origins),
                     Middleware(BasicAuth, ui=ui_accounts, send_api=send_accounts, guard=guard)],
         exception_handlers={ApiError: handle_api_error, QueryError: handle_query_error,
-                            HTTPException: handle_http_exception},
+                            HTTPException: handle_http_exception, StoreFullError: handle_unexpected_error,
+                            Exception: handle_unexpected_error},
     )

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from ..outputs import relay as relay_module
 from . import linkcheck
-from .api import Api, ApiError, Context, fields, json_body, ok, string_list
+from .api import Api, ApiError, Context, fields, json_body, ok, refuse_cross_site, string_list
 
 log = logging.getLogger("mailnest.http")
 
@@ -66,6 +66,7 @@ class Checks:
         return JSONResponse(body, headers={"X-Mailnest-Unavailable": "html-check"})
 
     async def link_check(self, request: Request) -> Response:
+        refuse_cross_site(request, self.context.config, "a link check")  # it makes this server fetch URLs
         message = await self.api.message(request)
         follow = request.query_params.get("follow", "").lower() in ("1", "true", "yes")
         links = await asyncio.to_thread(linkcheck.extract, message.text, message.html)

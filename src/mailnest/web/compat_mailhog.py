@@ -10,7 +10,13 @@ Messages are rendered in MailHog's shape (`ID`, `From`/`To` as SMTP paths from t
 header fields (raw values, Go's canonical names) and the raw body, `MIME.Parts` for multipart messages (each part
 the same way, nested multiparts with their own `MIME`), `Created`, and `Raw` with the envelope and the whole
 message). MailHog itself adds Message-ID and Return-Path fields when a message lacks them; so does this view
-(the stored bytes are never changed).
+(the stored bytes are never changed). Unlike MailHog, a nested multipart rendered with its own `MIME` has an
+empty `Body` (MailHog repeats every subtree at every level: 99 levels turned 2.1 MB into 217 MB), and below
+MAX_RENDER_DEPTH levels a multipart is a leaf with its raw Body, so the JSON stays linear in the message.
+
+A part download (`/mime/part/{n}/download`) is always an attachment with a safe file name, the part's type
+written anew, `nosniff` and a sandboxing CSP; none of the part's own header fields reach the HTTP response
+(MailHog copies them: Set-Cookie, CORS, CSP, Link, Refresh, Location from a captured message).
 
 Release (`POST /api/v1/messages/{id}/release`) sends to the body's `Email` through mailnest's configured relay and
 its allow-list; the body's Host and Port are ignored, so the API cannot make mailnest connect anywhere else.
@@ -18,32 +24,42 @@ its allow-list; the body's Host and Port are ignored, so the API cannot make mai
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from .. import chaos as chaos_module
 from .. import events, mime
 from ..config import parse_listen
 from ..models import Envelope
-from .api import MAX_START, ApiError, Context, fields, int_param, json_body, query_param
+from .api import (
+    MAX_START,
+    Abandoned,
+    ApiError,
+    Context,
+    attachment_disposition,
+    fields,
+    guarded_routes,
+    int_param,
+    json_body,
+    query_param,
+)
 from .checks import Checks
-from .events import origin_allowed
+from .events import origin_allowed, serve_websocket
 from .json import canonical_header
 
 log = logging.getLogger("mailnest.http")
 
 MAX_LIMIT = 250  # MailHog's cap
+MAX_RENDER_DEPTH = 20  # multipart levels rendered as MIME.Parts; deeper ones are leaves with their raw Body
 _FIELD = re.compile(rb"\r?\n(?![ \t])")
 
 
@@ -76,13 +92,35 @@ def header_fields(block: bytes) -> dict[str, list[str]]:
     return out
 
 
-def _content(raw: bytes, node: mime.MimePart) -> dict[str, Any]:
+def _content(raw: bytes, node: mime.MimePart, depth: int = 0) -> dict[str, Any]:
+    """A part in MailHog's shape. A multipart part whose parts are rendered below it has an empty Body: MailHog
+    repeats each subtree's bytes at every level, so a message nested 99 deep became a response 100 times its
+    size. Below MAX_RENDER_DEPTH a multipart is rendered as a leaf (its Body the raw bytes, MIME null), so every
+    byte of the message appears at most once in MIME.Parts."""
     body = raw[node.body_start:node.body_end]
+    nested = node.is_multipart and depth < MAX_RENDER_DEPTH
     content: dict[str, Any] = {"Headers": header_fields(raw[node.header_start:node.header_end]),
-                               "Body": _text(body), "Size": len(body), "MIME": None}
-    if node.is_multipart:
-        content["MIME"] = {"Parts": [_content(raw, child) for child in node.children]}
+                               "Body": "" if nested and depth else _text(body), "Size": len(body), "MIME": None}
+    if nested:
+        content["MIME"] = {"Parts": [_content(raw, child, depth + 1) for child in node.children]}
     return content
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+_TRANSFER_ENCODINGS = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
+def safe_content_type(part: mime.MimePart) -> str:
+    """The part's type as type/subtype tokens and an optional token charset, written anew (never the header's
+    own text); application/octet-stream when it is not that simple."""
+    main, _, sub = part.content_type.partition("/")
+    if not (_TOKEN.fullmatch(main) and _TOKEN.fullmatch(sub)) or main == "multipart":
+        return "application/octet-stream"
+    charset = part.charset
+    return f"{main}/{sub}; charset={charset}" if charset and _TOKEN.fullmatch(charset) else f"{main}/{sub}"
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON as Starlette's JSONResponse writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def rfc3339(moment: datetime | None) -> str:
@@ -132,9 +170,13 @@ class MailHog:
         self.context = context
         self.store = context.store
         self.checks = checks
+        # One subscription for every MailHog websocket: each new message is rendered once, not once per client.
+        self.feed = events.Broadcast(self.store.hub, self._live_frames, max_queue=context.config.max_event_queue,
+                                     types=(events.NEW,))
 
     def routes(self) -> list[BaseRoute]:
-        return [
+        websocket: list[BaseRoute] = [WebSocketRoute("/api/v2/websocket", self.websocket)]
+        return [*websocket, *guarded_routes([
             Route("/api/v2/messages", self.messages, methods=["GET"]),
             Route("/api/v2/search", self.search, methods=["GET"]),
             Route("/api/v2/jim", self.get_jim, methods=["GET"]),
@@ -142,13 +184,12 @@ class MailHog:
             Route("/api/v2/jim", self.update_jim, methods=["PUT"]),
             Route("/api/v2/jim", self.delete_jim, methods=["DELETE"]),
             Route("/api/v2/outgoing-smtp", self.outgoing_smtp, methods=["GET"]),
-            WebSocketRoute("/api/v2/websocket", self.websocket),
             Route("/api/v1/messages/{id}", self.get_message, methods=["GET"]),
             Route("/api/v1/messages/{id}", self.delete_message, methods=["DELETE"]),
             Route("/api/v1/messages/{id}/download", self.download, methods=["GET"]),
             Route("/api/v1/messages/{id}/mime/part/{part}/download", self.download_part, methods=["GET"]),
             Route("/api/v1/messages/{id}/release", self.release, methods=["POST"]),
-        ]
+        ])]
 
     # -- lists -----------------------------------------------------------------------------------------
 
@@ -157,18 +198,31 @@ class MailHog:
         limit = min(int_param(request, "limit", 50, minimum=1, maximum=MAX_START), MAX_LIMIT)
         return start, limit
 
-    async def _render(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+    async def _render(self, ids: Sequence[str], request: Request | None = None,
+                      wrap: Callable[[list[dict[str, Any]]], Any] = lambda items: items) -> bytes:
+        """The messages in MailHog's shape, wrapped and serialized as JSON off the loop (a large message's JSON
+        takes a while to build and to write)."""
         found = await self.store.raw_with_envelopes(ids)  # type: ignore[attr-defined]
         hostname = self.context.config.hostname
-        return await asyncio.to_thread(
-            lambda: [message(i, found[i][0], found[i][1], hostname) for i in ids if i in found])
+
+        def build(*, cancelled: Callable[[], bool]) -> bytes:
+            items = []
+            for i in ids:
+                if cancelled():
+                    raise Abandoned
+                if i in found:
+                    items.append(message(i, found[i][0], found[i][1], hostname))
+            return json_bytes(wrap(items))
+
+        return await self.context.work.run(request, build, cancellable=True)
 
     async def _page(self, queries: Sequence[str], request: Request) -> Response:
         start, limit = self._start_limit(request)
         page = await self.store.list(query=queries, start=start, limit=limit)
-        items = await self._render([s.id for s in page.messages])
         total = page.total if queries == ("",) else page.messages_count
-        return JSONResponse({"total": total, "count": len(items), "start": start, "items": items})
+        body = await self._render([s.id for s in page.messages], request,
+                                  lambda items: {"total": total, "count": len(items), "start": start, "items": items})
+        return Response(body, media_type="application/json")
 
     async def messages(self, request: Request) -> Response:
         return await self._page(("",), request)
@@ -194,7 +248,9 @@ class MailHog:
 
     async def get_message(self, request: Request) -> Response:
         id_, raw, envelope = await self._one(request)
-        return JSONResponse(await asyncio.to_thread(message, id_, raw, envelope, self.context.config.hostname))
+        body = await self.context.work.run(
+            request, lambda: json_bytes(message(id_, raw, envelope, self.context.config.hostname)))
+        return Response(body, media_type="application/json")
 
     async def delete_message(self, request: Request) -> Response:
         id_ = str(request.path_params["id"])
@@ -208,23 +264,26 @@ class MailHog:
                         headers={"Content-Disposition": f'attachment; filename="{id_}.eml"'})
 
     async def download_part(self, request: Request) -> Response:
+        """A part's body as it is in the message (MailHog's behaviour: not decoded), always as a download.
+
+        MailHog copies the part's header fields onto the response; a captured message is hostile, so that would
+        let it set cookies for the server's origin, CORS, CSP, Link, Refresh and Location headers. Only a
+        Content-Type parsed and written anew, the transfer encoding (so the body can be decoded), a safe file
+        name and protective headers are sent."""
         id_, raw, _ = await self._one(request)
         index_text = str(request.path_params["part"])
-        root = await asyncio.to_thread(mime.structure, raw)
+        root = await self.context.work.run(request, mime.structure, raw)
         if not index_text.isdigit() or not root.is_multipart or int(index_text) >= len(root.children):
             raise ApiError(404, f"message {id_!r} has no MIME part {index_text}")
         part = root.children[int(index_text)]
-        headers = {"Content-Disposition": f'attachment; filename="{id_}-part-{index_text}"'}
-        content_type = "application/octet-stream"
-        for name, values in header_fields(raw[part.header_start:part.header_end]).items():
-            # MailHog copies the part's header fields onto the response; only those HTTP can carry are copied.
-            if not values or not (name + values[0]).isascii() or not name.isprintable():
-                continue
-            if name == "Content-Type":
-                content_type = values[0]
-            elif name not in ("Content-Disposition", "Content-Length", "Transfer-Encoding", "Connection"):
-                headers[name] = values[0]
-        return Response(raw[part.body_start:part.body_end], media_type=content_type, headers=headers)
+        headers = {"Content-Disposition": attachment_disposition(part.filename, f"{id_}-part-{index_text}"),
+                   "X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": "default-src 'none'; sandbox",
+                   "Cache-Control": "private, no-store"}
+        encoding = (part.encoding or "").strip().lower()
+        if encoding in _TRANSFER_ENCODINGS:
+            headers["Content-Transfer-Encoding"] = encoding
+        return Response(raw[part.body_start:part.body_end], media_type=safe_content_type(part), headers=headers)
 
     async def release(self, request: Request) -> Response:
         id_ = str(request.path_params["id"])
@@ -289,33 +348,14 @@ class MailHog:
 
     # -- the live feed -------------------------------------------------------------------------------------
 
+    async def _live_frames(self, event: events.Event) -> list[str]:
+        body = await self._render([event.data.id], wrap=lambda items: items[0] if items else None)
+        return [] if body == b"null" else [body.decode()]
+
     async def websocket(self, websocket: WebSocket) -> None:
         """MailHog's v2 websocket: each new message, in MailHog's shape, as it arrives."""
         if not origin_allowed(websocket.headers, self.context.config.cors_origins):
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        with self.store.hub.subscribe(maxsize=256) as sub:
-            receiving = asyncio.get_running_loop().create_task(websocket.receive())
-            try:
-                while True:
-                    getting = asyncio.ensure_future(sub.get())
-                    done, _ = await asyncio.wait({getting, receiving}, return_when=asyncio.FIRST_COMPLETED)
-                    if receiving in done:
-                        getting.cancel()
-                        if receiving.result()["type"] == "websocket.disconnect":
-                            return
-                        receiving = asyncio.get_running_loop().create_task(websocket.receive())
-                        continue
-                    event = getting.result()
-                    if event is None or event.type != events.NEW:
-                        continue
-                    items = await self._render([event.data.id])
-                    for item in items:
-                        await asyncio.wait_for(websocket.send_text(json.dumps(item, ensure_ascii=False)), 10)
-            except (WebSocketDisconnect, TimeoutError, RuntimeError, OSError):
-                pass
-            finally:
-                receiving.cancel()
-                with contextlib.suppress(Exception):
-                    await websocket.close()
+        await serve_websocket(self.feed, websocket)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..mime.wire import ProtocolWarning
 from ..models import Address, Attachment, Envelope, Message, Page, Summary
+
+INBOX = "INBOX"  # the folder of delivered mail; other folders are made by IMAP clients (moves, copies)
+NULL_SENDER = "<>"  # the empty envelope sender (MAIL FROM:<>) of bounces and delivery reports
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -23,6 +27,11 @@ def address(a: Address | None) -> dict[str, str] | None:
 
 def addresses(items: tuple[Address, ...]) -> list[dict[str, str]]:
     return [{"Name": a.name, "Address": a.address} for a in items]
+
+
+def folder(s: Summary) -> str:
+    """The folder a message is in: "INBOX" for delivered mail, else the IMAP folder it was moved or copied to."""
+    return s.folder or INBOX
 
 
 def summary(s: Summary) -> dict[str, Any]:
@@ -41,6 +50,7 @@ def summary(s: Summary) -> dict[str, Any]:
         "Size": s.size,
         "Attachments": s.attachments,
         "Snippet": s.snippet,
+        "Folder": folder(s),
     }
 
 
@@ -82,7 +92,7 @@ def list_unsubscribe(header: str, post: str = "") -> dict[str, Any]:
 
 def envelope(e: Envelope) -> dict[str, Any]:
     return {
-        "MailFrom": e.mail_from,
+        "MailFrom": e.mail_from or NULL_SENDER,
         "RcptTo": list(e.rcpt_tos),
         "Helo": e.helo,
         "Peer": e.peer,
@@ -94,8 +104,14 @@ def envelope(e: Envelope) -> dict[str, Any]:
     }
 
 
-def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
-    """Mailpit's Message, plus mailnest's Envelope. `checksums` maps a part ID to its {MD5, SHA1, SHA256}."""
+def protocol_warnings(warnings: Iterable[ProtocolWarning]) -> list[dict[str, str]]:
+    return [{"Code": w.code, "Text": w.text} for w in warnings]
+
+
+def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None,
+            warnings: Iterable[ProtocolWarning] = ()) -> dict[str, Any]:
+    """Mailpit's Message, plus mailnest's Envelope, Folder and ProtocolWarnings (how the stored bytes break the
+    line rules of RFC 5321/5322). `checksums` maps a part ID to its {MD5, SHA1, SHA256}."""
     s = m.summary
     sums = checksums or {}
     return {
@@ -120,6 +136,8 @@ def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None
         "Inline": [attachment(a, sums.get(a.part_id)) for a in m.inline],
         "Attachments": [attachment(a, sums.get(a.part_id)) for a in m.attachments],
         "Envelope": envelope(m.envelope),
+        "Folder": folder(s),
+        "ProtocolWarnings": protocol_warnings(warnings),
     }
 
 

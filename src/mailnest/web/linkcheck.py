@@ -27,6 +27,7 @@ from urllib.parse import urljoin
 import httpx
 
 from .. import __version__
+from ..mime.content import unclosed_tail_as_text
 
 MAX_LINKS = 100
 MAX_REDIRECTS = 5
@@ -54,7 +55,7 @@ def extract(text: str, html: str) -> list[str]:
     if html:
         parser = _Links()
         try:
-            parser.feed(html)
+            parser.feed(unclosed_tail_as_text(html))  # HTMLParser is quadratic on an unclosed tail
             parser.close()
         except Exception:  # HTMLParser is lenient; a pathological document only loses its links
             pass
@@ -64,13 +65,44 @@ def extract(text: str, html: str) -> list[str]:
     return list(dict.fromkeys(links))[:MAX_LINKS]
 
 
-def blocked_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address is the last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215 local use: never global, wherever the IPv4 sits
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291's deprecated ::a.b.c.d
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765's SIIT ::ffff:0:a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, which a gateway may forward to: IPv4-mapped, 6to4
+    (2002::/16), Teredo (2001::/32: its server, and its client, stored XORed), NAT64 (64:ff9b::/96),
+    IPv4-compatible (::/96) and IPv4-translated (::ffff:0:0:0/96)."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client); ipaddress has already undone the client's XOR
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # not is_global also covers what the others miss, such as carrier-grade NAT (100.64.0.0/10).
     return (not ip.is_global or ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
             or ip.is_reserved or ip.is_unspecified)
+
+
+def blocked_address(address: str) -> bool:
+    """True for an address the link check must not connect to: not global, or an IPv6 address that embeds an
+    IPv4 address that is not global (2002:a9fe:a9fe:: reaches 169.254.169.254 through a 6to4 relay)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL or any(_blocked_ip(v4) for v4 in embedded_ipv4(ip)):
+            return True
+        if ip.ipv4_mapped is not None or ip in _NAT64:  # judged as the IPv4 address it reaches (DNS64 networks)
+            return False
+    return _blocked_ip(ip)
 
 
 class Refused(Exception):

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..chaos import MAX_LINK_SPEED
 from .api import MAX_START
+from .compat_mailhog import MAX_RENDER_DEPTH
 from .send import ADDRESS_PATTERN
 
 JSON = "application/json"
@@ -40,6 +41,7 @@ NUM = {"type": "number"}
 BOOL = {"type": "boolean"}
 NULLABLE_STR = {"type": "string", "nullable": True}
 TAG_NAMES = array(STR)
+FOLDER = {"type": "string", "description": '"INBOX" for delivered mail, else the IMAP folder a client filed it in'}
 
 _ADDRESS_LIST = array(ref("Address"))
 # The address forms mailnest accepts (no spaces, quotes, brackets or line breaks; one @).
@@ -54,9 +56,9 @@ SCHEMAS: dict[str, Any] = {
     "MessageSummary": obj({
         "ID": STR, "MessageID": STR, "Read": BOOL, "From": ref("Address"), "To": _ADDRESS_LIST, "Cc": _ADDRESS_LIST,
         "Bcc": _ADDRESS_LIST, "ReplyTo": _ADDRESS_LIST, "Subject": STR, "Created": {"type": "string", "format": "date-time"},
-        "Tags": TAG_NAMES, "Size": INT, "Attachments": INT, "Snippet": STR,
+        "Tags": TAG_NAMES, "Size": INT, "Attachments": INT, "Snippet": STR, "Folder": FOLDER,
     }, ("ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "Created", "Tags", "Size",
-        "Attachments", "Snippet")),
+        "Attachments", "Snippet", "Folder")),
     "MessagesSummary": obj({
         "total": INT, "unread": INT, "count": INT, "messages_count": INT, "messages_unread": INT, "start": INT,
         "tags": TAG_NAMES, "messages": array(ref("MessageSummary")),
@@ -66,7 +68,8 @@ SCHEMAS: dict[str, Any] = {
         "Checksums": obj({"MD5": STR, "SHA1": STR, "SHA256": STR}),
     }, ("PartID", "FileName", "ContentType", "ContentID", "Size")),
     "Envelope": obj({
-        "MailFrom": STR, "RcptTo": array(STR), "Helo": STR, "Peer": STR,
+        "MailFrom": {"type": "string", "description": 'MAIL FROM; "<>" for the null sender (bounces, reports)'},
+        "RcptTo": array(STR), "Helo": STR, "Peer": STR,
         "Received": {"type": "string", "format": "date-time", "nullable": True}, "AuthUser": NULLABLE_STR,
         "TLS": obj({"Version": STR, "Cipher": STR}, nullable=True), "SMTPUTF8": BOOL, "Source": STR,
     }, ("MailFrom", "RcptTo", "Helo", "Peer")),
@@ -77,8 +80,18 @@ SCHEMAS: dict[str, Any] = {
         "Date": {"type": "string", "format": "date-time"}, "Created": {"type": "string", "format": "date-time"},
         "Tags": TAG_NAMES, "Username": STR, "Read": BOOL, "Text": STR, "HTML": STR, "Size": INT,
         "Inline": array(ref("Attachment")), "Attachments": array(ref("Attachment")), "Envelope": ref("Envelope"),
+        "Folder": FOLDER,
+        "ProtocolWarnings": {**array(ref("ProtocolWarning")),
+                             "description": "How the stored bytes break the line rules of RFC 5321/5322 (mailnest)"},
     }, ("ID", "MessageID", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "Date", "Tags", "Text", "HTML", "Size",
-        "Inline", "Attachments")),
+        "Inline", "Attachments", "Folder", "ProtocolWarnings")),
+    "ProtocolWarning": obj({"Code": {"type": "string", "enum": ["bare-lf", "bare-cr", "nul", "long-line",
+                                                                "no-final-crlf"]},
+                            "Text": STR}, ("Code", "Text")),
+    "Folder": obj({"Name": STR, "Owner": {"type": "string", "description": "the IMAP login that made it ('*': the "
+                                                                          "catch-all login; '' for INBOX)"},
+                   "Total": INT, "Unread": INT}, ("Name", "Owner", "Total", "Unread")),
+    "Folders": obj({"Folders": array(ref("Folder"))}, ("Folders",)),
     "MessageHeaders": {"type": "object", "additionalProperties": array(STR)},
     "Mailbox": obj({"Address": STR, "Total": INT, "Unread": INT}, ("Address", "Total", "Unread")),
     "AppInformation": obj({
@@ -130,7 +143,10 @@ SCHEMAS: dict[str, Any] = {
                         "Params": STR}, ("Mailbox", "Domain")),
     "MailHogContent": obj({"Headers": {"type": "object", "additionalProperties": array(STR)}, "Body": STR,
                            "Size": INT, "MIME": {"allOf": [ref("MailHogMIME")], "nullable": True}},
-                          ("Headers", "Body", "Size")),
+                          ("Headers", "Body", "Size"),
+                          description=f"A part. A multipart part whose parts are in MIME has an empty Body (unlike "
+                                      f"MailHog, which repeats them); below {MAX_RENDER_DEPTH} levels of multipart "
+                                      "a part is a leaf with its raw Body"),
     "MailHogMIME": obj({"Parts": array(ref("MailHogContent"))}, ("Parts",)),
     "MailHogMessage": obj({
         "ID": STR, "From": ref("MailHogPath"), "To": array(ref("MailHogPath")), "Content": ref("MailHogContent"),
@@ -161,7 +177,9 @@ def text_response(description: str) -> dict[str, Any]:
 def errors(*codes: int) -> dict[str, Any]:
     reasons = {400: "Bad request (the reason is in Error)", 403: "Refused", 404: "Not found", 408: "Timed out",
                409: "Conflict with the current state", 413: "Request body too large",
-               502: "The upstream server refused"}
+               502: "The upstream server refused",
+               503: "Too many clients are waiting; try again after Retry-After seconds",
+               507: "The disk is full: nothing was changed; try again once there is room"}
     return {str(code): json_response(reasons[code], ref("Error")) for code in codes}
 
 
@@ -221,17 +239,19 @@ def paths() -> dict[str, Any]:
                       tags="messages", params=[START, LIMIT, MAILBOX]),
             "put": op("Set read status (by IDs, by search, or all)", OK, tags="messages", params=[TZ, MAILBOX],
                       body=obj({"IDs": array(STR), "Read": BOOL, "Search": STR}, additionalProperties=False),
-                      body_required=True),
+                      body_required=True, fail=(400, 507)),
             "delete": op("Delete messages by IDs, or all", OK, tags="messages", params=[MAILBOX],
-                         body=obj({"IDs": array(STR)}, additionalProperties=False)),
+                         body=obj({"IDs": array(STR)}, additionalProperties=False), fail=(400, 507)),
         },
         "/api/v1/search": {
             "get": op("Search messages", json_response("A page of matching summaries", ref("MessagesSummary")),
                       tags="messages", params=[SEARCH, START, LIMIT, TZ, MAILBOX]),
-            "delete": op("Delete messages matching a search", OK, tags="messages", params=[SEARCH, TZ, MAILBOX]),
+            "delete": op("Delete messages matching a search", OK, tags="messages", params=[SEARCH, TZ, MAILBOX],
+                         fail=(400, 507)),
         },
         "/api/v1/message/{ID}": {
-            "get": op("Get a message (marks it read)", json_response("The message", ref("Message")), tags="message",
+            "get": op("Get a message (marks it read, except for a request from a web page of another site)",
+                      json_response("The message", ref("Message")), tags="message",
                       params=[ID, *LATEST], fail=(400, 404)),
         },
         "/api/v1/message/{ID}/headers": {
@@ -266,10 +286,10 @@ def paths() -> dict[str, Any]:
                       params=[ID, *LATEST], fail=(400, 404)),
         },
         "/api/v1/message/{ID}/link-check": {
-            "get": op("Check every link of a message",
+            "get": op("Check every link of a message (403 for a request from a web page of another site)",
                       json_response("Each link with its HTTP status", ref("LinkCheckResponse")), tags="other",
                       params=[ID, *LATEST, query("follow", {"type": "string", "enum": ["true", "false"]},
-                                                 "Follow redirects")], fail=(400, 404)),
+                                                 "Follow redirects")], fail=(400, 403, 404)),
         },
         "/api/v1/message/{ID}/sa-check": {
             "get": op("SpamAssassin check (not available in mailnest: Error says so)",
@@ -279,7 +299,7 @@ def paths() -> dict[str, Any]:
         "/api/v1/send": {
             "post": op("Send a message (stored as received)", json_response("The new message's ID",
                                                                              ref("SendMessageConfirmation")),
-                       tags="message", body=ref("SendRequest"), fail=(400, 413), body_required=True),
+                       tags="message", body=ref("SendRequest"), fail=(400, 413, 507), body_required=True),
         },
         "/api/v1/tags": {
             "get": op("List tags", json_response("Tag names", TAG_NAMES), tags="tags"),
@@ -303,15 +323,19 @@ def paths() -> dict[str, Any]:
                       json_response("Triggers", ref("ChaosTriggers")), tags="testing", body=ref("ChaosTriggers")),
         },
         "/api/v1/wait": {
-            "get": op("Wait until messages matching a search have arrived (mailnest)",
+            "get": op("Wait until messages matching a search have arrived (mailnest; at most 80% of "
+                      "--max-connections wait at once, more get 503 with Retry-After)",
                       json_response("The matching messages", ref("MessagesSummary")), tags="mailnest",
                       params=[query("query", STR), MAILBOX, query("count", {"type": "integer", "minimum": 1,
                                                                              "maximum": 1000}),
                               query("timeout", {"type": "number", "minimum": 0, "maximum": 300})],
-                      fail=(400, 408), stream=True),
+                      fail=(400, 408, 503), stream=True),
         },
         "/api/v1/mailboxes": {"get": op("Mailboxes (envelope recipients) with counts (mailnest)",
                                         json_response("Mailboxes", array(ref("Mailbox"))), tags="mailnest")},
+        "/api/v1/folders": {"get": op("INBOX (delivered mail), then every folder IMAP clients made, with counts; "
+                                      "list a folder's messages with ?query=folder:NAME (mailnest)",
+                                      json_response("Folders", ref("Folders")), tags="mailnest")},
         "/api/v1/events": {"get": op("Live events as Server-Sent Events (mailnest)",
                                      {"description": "text/event-stream of {Type, Data}",
                                       "content": {"text/event-stream": {"schema": STR}}},
@@ -369,7 +393,7 @@ def paths() -> dict[str, Any]:
             "get": op("Get a message (MailHog)", json_response("MailHog message", ref("MailHogMessage")),
                       tags="mailhog", params=[in_path("ID", "Message ID")], fail=(404,)),
             "delete": op("Delete a message (MailHog)", EMPTY, tags="mailhog", params=[in_path("ID", "Message ID")],
-                         fail=(404,)),
+                         fail=(404, 507)),
         },
         "/api/v1/messages/{ID}/download": {
             "get": op("Download a message (MailHog)", {"description": "message/rfc822", "content": {
@@ -377,7 +401,8 @@ def paths() -> dict[str, Any]:
                       params=[in_path("ID", "Message ID")], fail=(404,)),
         },
         "/api/v1/messages/{ID}/mime/part/{Part}/download": {
-            "get": op("Download a top-level MIME part (MailHog)", BINARY, tags="mailhog",
+            "get": op("Download a top-level MIME part (MailHog; always as an attachment, the body as in the message, "
+                      "none of the part's own header fields)", BINARY, tags="mailhog",
                       params=[in_path("ID", "Message ID"), in_path("Part", "0-based index")], fail=(404,)),
         },
         "/api/v1/messages/{ID}/release": {

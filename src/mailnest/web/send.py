@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from .. import tags as tags_module
 from ..models import Envelope
-from .api import ApiError, Context, fields, json_body
+from .api import ApiError, Context, fields, guarded_routes, json_body
 
 # Headers the request's own fields set; "Headers" may not override them (Mailpit's list).
 RESTRICTED = frozenset(h.lower() for h in ("To", "From", "Cc", "Bcc", "Reply-To", "Date", "Subject", "Content-Type",
@@ -235,7 +235,7 @@ class SendApi:
         self.context = context
 
     def routes(self) -> list[Route]:
-        return [Route("/api/v1/send", self.send, methods=["POST"])]
+        return guarded_routes([Route("/api/v1/send", self.send, methods=["POST"])])
 
     async def send(self, request: Request) -> Response:
         limit = self.context.config.max_message_size

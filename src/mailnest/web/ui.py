@@ -12,6 +12,8 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,10 @@ from starlette.routing import BaseRoute, Route
 
 from ..config import Config
 from ..models import Message as MailMessage
+from ..search import QueryError
 from ..store.base import Store
 from . import sanitize
+from .api import ApiError, mailbox_param, query_param, tz_param
 
 log = logging.getLogger("mailnest.http")
 
@@ -134,6 +138,10 @@ def _load_assets(root: Path) -> tuple[dict[str, _Asset], str]:
 
 # Sanitizing a large HTML body takes milliseconds per hundred kilobytes: past this size it leaves the loop.
 _THREAD_THRESHOLD = 64 * 1024
+# Opening a message asks for its preview (/view/ID.html) and what the preview blocked (/view/ID.json) at the same
+# moment: both come from one sanitizing pass, kept for the last few messages (stored mail never changes).
+_PREVIEWS_KEPT = 16
+_PREVIEW_BUDGET = 16 * 1024 * 1024  # characters of kept previews, at most
 
 
 class UI:
@@ -142,6 +150,7 @@ class UI:
         self.config = config
         self._assets, self.version = _load_assets(STATIC_DIR)
         self._index = self._assets["index.html"].body
+        self._previews: OrderedDict[tuple[str, bool], asyncio.Future[sanitize.Preview]] = OrderedDict()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -167,14 +176,24 @@ class UI:
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 
     async def _message(self, request: Request) -> MailMessage | None:
+        """The message of the path; `latest` is the newest, or the newest matching `?query=` (dates in `?tz=`)
+        in `?mailbox=`, exactly as the API's `latest`. Raises ApiError or QueryError for a bad parameter."""
         id_ = request.path_params["id"]
-        if id_ == "latest":  # as in the API: the newest message, or the newest matching ?query= in ?mailbox=
-            latest = await self.store.latest(query=request.query_params.get("query", ""),
-                                             mailbox=request.query_params.get("mailbox") or None)
+        if id_ == "latest":
+            latest = await self.store.latest(query=query_param(request), tz=tz_param(request),
+                                             mailbox=mailbox_param(request))
             if latest is None:
                 return None
             id_ = latest.id
         return await self.store.get(id_)
+
+    async def _message_or_reason(self, request: Request) -> MailMessage | str | None:
+        try:
+            return await self._message(request)
+        except (ApiError, QueryError) as exc:
+            reason = exc.reason if isinstance(exc, ApiError) else f"bad search query: {exc}"
+            log.info("%s %s -> 400 %s", request.method, request.url.path, reason)
+            return reason
 
     @staticmethod
     def _part_urls(message: MailMessage) -> dict[str, str]:
@@ -186,15 +205,39 @@ class UI:
         return urls
 
     async def _preview(self, message: MailMessage, *, allow_remote: bool) -> sanitize.Preview:
+        key = (message.id, allow_remote)
+        shared = self._previews.get(key)
+        if shared is None or (shared.done() and not _succeeded(shared)):
+            shared = self._previews[key] = asyncio.ensure_future(self._sanitize(message, allow_remote=allow_remote))
+            shared.add_done_callback(lambda _: self._trim_previews())
+        self._previews.move_to_end(key)
+        return await asyncio.shield(shared)
+
+    async def _sanitize(self, message: MailMessage, *, allow_remote: bool) -> sanitize.Preview:
         html, cid_urls = message.html, self._part_urls(message)
+        started = time.perf_counter()
         if len(html) < _THREAD_THRESHOLD:
-            return sanitize.sanitize(html, cid_urls=cid_urls, allow_remote=allow_remote)
-        return await asyncio.to_thread(sanitize.sanitize, html, cid_urls=cid_urls, allow_remote=allow_remote)
+            preview = sanitize.sanitize(html, cid_urls=cid_urls, allow_remote=allow_remote)
+        else:
+            preview = await asyncio.to_thread(sanitize.sanitize, html, cid_urls=cid_urls, allow_remote=allow_remote)
+        log.debug("sanitized the HTML of %s (%d characters) in %.1f ms", message.id, len(html),
+                  (time.perf_counter() - started) * 1000)
+        return preview
+
+    def _trim_previews(self) -> None:
+        sizes = [len(f.result().body) if _succeeded(f) else 0 for f in self._previews.values()]
+        total = sum(sizes)
+        while len(self._previews) > _PREVIEWS_KEPT or total > _PREVIEW_BUDGET:
+            self._previews.popitem(last=False)
+            total -= sizes.pop(0)
 
     async def view_html(self, request: Request) -> Response:
         allow_remote = request.query_params.get("remote") == "1"
         headers = preview_headers(allow_remote=allow_remote)
-        message = await self._message(request)
+        message = await self._message_or_reason(request)
+        if isinstance(message, str):
+            return Response(sanitize.text_document(message), status_code=400, media_type="text/html; charset=utf-8",
+                            headers=headers)
         if message is None:
             body = sanitize.text_document("This message no longer exists.")
             return Response(body, status_code=404, media_type="text/html; charset=utf-8", headers=headers)
@@ -205,8 +248,10 @@ class UI:
         return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
     async def view_text(self, request: Request) -> Response:
-        message = await self._message(request)
+        message = await self._message_or_reason(request)
         headers = preview_headers()
+        if isinstance(message, str):
+            return PlainTextResponse(message + "\n", status_code=400, headers=headers)
         if message is None:
             return PlainTextResponse("message not found\n", status_code=404, headers=headers)
         return PlainTextResponse(message.text, headers=headers)
@@ -220,6 +265,10 @@ class UI:
         links.update(dict.fromkeys(sanitize.text_links(message.text)))
         return JSONResponse({"ID": message.id, "RemoteImages": preview.remote_images, "Links": list(links)},
                             headers={**COMMON_HEADERS, "Cache-Control": "private, no-cache"})
+
+
+def _succeeded(future: asyncio.Future[sanitize.Preview]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def ui_routes(store: Store, config: Config) -> list[BaseRoute]:

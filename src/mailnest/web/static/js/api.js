@@ -69,6 +69,8 @@ export const api = {
   raw: (id, signal) => request("GET", rawUrl(id), { signal, as: "bytes" }),
   preview: (id, signal) => request("GET", `/view/${enc(id)}.json`, { signal }),
   mailboxes: () => request("GET", "/api/v1/mailboxes"),
+  /** The IMAP folders mail was filed in: {Folders: [{Name, Owner, Total, Unread}]}. */
+  folders: () => request("GET", "/api/v1/folders"),
   webui: () => request("GET", "/api/v1/webui"),
   setRead: (ids, read) => request("PUT", "/api/v1/messages", { json: { IDs: ids, Read: read }, as: "text" }),
   setReadMatching: (read, { mailbox = "", query = "" }) =>

@@ -13,6 +13,7 @@ export class Live {
     this.pollTimer = 0;
     this.retryTimer = 0;
     this.state = "";
+    this.wasLive = false;
   }
 
   start() {
@@ -54,6 +55,9 @@ export class Live {
       this.backoff = 1000;
       this.stopPolling();
       this.setState("live", "websocket");
+      // Back after a break (a restart, or the server dropped this page as too slow): catch up on what was missed.
+      if (this.wasLive) this.onPoll();
+      this.wasLive = true;
     });
     socket.addEventListener("message", (e) => this.dispatch(e.data));
     socket.addEventListener("close", () => {
@@ -79,6 +83,8 @@ export class Live {
       opened = true;
       this.stopPolling();
       this.setState("live", "server-sent events");
+      if (this.wasLive) this.onPoll();
+      this.wasLive = true;
     });
     stream.addEventListener("message", (e) => this.dispatch(e.data));
     for (const type of ["new", "update", "delete", "prune", "truncate", "stats"]) {

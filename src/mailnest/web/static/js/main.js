@@ -79,23 +79,40 @@ function closeMessage() {
 const mailboxSelect = $("#mailbox");
 let mailboxTimer = 0;
 
+// A folder is shown through the search language, so the query box says what is shown and can narrow it.
+const folderQuery = (name) => `folder:"${name}"`;
+
 async function loadMailboxes() {
-  let boxes;
-  try {
-    boxes = await api.mailboxes();
-  } catch (err) {
-    if (err.status === 404) mailboxSelect.hidden = true;
+  const [boxes, folders] = await Promise.all([api.mailboxes().catch((err) => err), api.folders().catch((err) => err)]);
+  if (boxes instanceof Error && folders instanceof Error) {
+    if (boxes.status === 404) mailboxSelect.hidden = true;
     return;
   }
   const options = [h("option", { value: "" }, "All mailboxes")];
-  for (const box of boxes || []) {
+  const mailboxes = Array.isArray(boxes) ? boxes : [];
+  for (const box of mailboxes) {
     options.push(h("option", { value: box.Address }, `${box.Address} (${box.Unread}/${box.Total})`));
   }
-  if (state.mailbox && !(boxes || []).some((b) => b.Address === state.mailbox)) {
+  if (state.mailbox && !mailboxes.some((b) => b.Address === state.mailbox)) {
     options.push(h("option", { value: state.mailbox }, `${state.mailbox} (0/0)`));
   }
+  const filed = Array.isArray(folders?.Folders) ? folders.Folders : [];
+  if (filed.length) {
+    options.push(h("optgroup", { label: "Folders" }, filed.map((f) => {
+      const owner = f.Owner && f.Owner !== "*" ? ` — ${f.Owner}` : "";
+      return h("option", { value: `\u0000${f.Name}`, dataset: { folder: String(f.Name) } },
+        `${f.Name}${owner} (${f.Unread ?? 0}/${f.Total ?? 0})`);
+    })));
+  }
   fill(mailboxSelect, options);
-  mailboxSelect.value = state.mailbox;
+  syncSwitcher();
+}
+
+/** The switcher shows the folder whose search is in the box, else the mailbox. */
+function syncSwitcher() {
+  const folder = state.mailbox ? null : Array.from(mailboxSelect.options).find((o) => o.dataset.folder !== undefined && folderQuery(o.dataset.folder) === state.query);
+  if (folder) folder.selected = true;
+  else mailboxSelect.value = state.mailbox;
 }
 
 function scheduleMailboxes() {
@@ -104,9 +121,21 @@ function scheduleMailboxes() {
 }
 
 mailboxSelect.addEventListener("change", () => {
-  state.mailbox = mailboxSelect.value;
+  const folder = mailboxSelect.selectedOptions[0]?.dataset.folder;
   closeMessage();
-  inbox.setView({ mailbox: state.mailbox });
+  if (folder !== undefined) {
+    state.mailbox = "";
+    state.query = folderQuery(folder);
+    searchInput.value = state.query;
+    inbox.setView({ mailbox: "", query: state.query });
+  } else {
+    state.mailbox = mailboxSelect.value;
+    if (state.query.startsWith("folder:")) {
+      state.query = "";
+      searchInput.value = "";
+    }
+    inbox.setView({ mailbox: state.mailbox, query: state.query });
+  }
   writeHash();
 });
 
@@ -119,6 +148,7 @@ function runSearch() {
   if (query === state.query) return;
   state.query = query;
   inbox.setView({ query });
+  syncSwitcher();
   writeHash();
 }
 
@@ -144,6 +174,7 @@ $("#brand").addEventListener("click", (event) => {
   state.query = "";
   closeMessage();
   inbox.setView({ query: "" });
+  syncSwitcher();
 });
 
 $("#delete-all-btn").addEventListener("click", async () => {
@@ -263,6 +294,7 @@ function onEvent({ Type, Data }) {
     }
     case "update":
       inbox.refresh();
+      scheduleMailboxes();
       break;
     case "delete":
     case "prune": {
@@ -278,6 +310,8 @@ function onEvent({ Type, Data }) {
       scheduleMailboxes();
       break;
     case "stats":
+      // Stats follow every change, IMAP moves between folders too (which have no event of their own here).
+      scheduleMailboxes();
       // Mailpit's stats are global; a mailbox or search view keeps the count its own list reported.
       if (!state.mailbox && !state.query && Data && typeof (Data.Unread ?? Data.unread) === "number") {
         const unread = Data.Unread ?? Data.unread;

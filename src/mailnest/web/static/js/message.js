@@ -4,7 +4,9 @@
 import { api, rawUrl, viewUrl } from "./api.js";
 import { $, $$, h, fill, toast } from "./dom.js";
 import { address, fileName, fullDate } from "./format.js";
-import { renderAttachments, renderEnvelope, renderHeaders, renderLinks, renderSource } from "./tabs.js";
+import {
+  isNullSender, nullSender, renderAttachments, renderEnvelope, renderHeaders, renderLinks, renderSource, renderWarnings,
+} from "./tabs.js";
 
 export class MessageView {
   constructor({ onRead, onDeleted, onClose, release }) {
@@ -102,7 +104,10 @@ export class MessageView {
     if ((m.Bcc || []).length) rows.push(["Bcc", h("span", {}, m.Bcc.map(address).join(", "), h("span", { class: "bcc-note" }, "envelope only"))]);
     if ((m.ReplyTo || []).length) rows.push(["Reply-To", m.ReplyTo.map(address).join(", ")]);
     rows.push(["Date", fullDate(m.Date || m.Created)]);
+    // A summary (from the list) has no envelope: keep what the full message said until it arrives.
+    if (m.Envelope && isNullSender(m.Envelope.MailFrom)) rows.push(["Envelope from", nullSender()]);
     fill($("#msg-meta"), rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    renderWarnings($("#msg-warnings"), m.ProtocolWarnings);
     fill($("#msg-tags"), (m.Tags || []).map((t) => h("span", { class: "tag" }, t)));
     $("#toggle-read-btn").textContent = m.Read === false ? "Mark read" : "Mark unread";
   }

@@ -30,6 +30,22 @@ export function renderSource(pre, bytes) {
   pre.textContent = text;
 }
 
+/** MAIL FROM:<> (bounces, delivery reports): the API says "<>"; older servers said "". */
+export const isNullSender = (mailFrom) => mailFrom === "<>" || mailFrom === "";
+
+export const nullSender = () =>
+  h("span", {}, "<>", h("span", { class: "null-sender", title: "MAIL FROM:<> — the sender of bounces and delivery reports, which must not be answered" }, "null sender"));
+
+/** The message's protocol warnings (RFC 5321/5322 line rules the stored bytes break), as text. */
+export function renderWarnings(box, warnings) {
+  const items = (warnings || []).filter((w) => w && (w.Code || w.Text));
+  box.hidden = items.length === 0;
+  fill(box, items.length
+    ? [h("h2", {}, items.length === 1 ? "Protocol warning" : `${items.length} protocol warnings`),
+      h("ul", {}, items.map((w) => h("li", { "data-code": String(w.Code || "") }, h("code", {}, String(w.Code || "")), " ", String(w.Text || ""))))]
+    : []);
+}
+
 /** Envelope recipients that the headers do not name are Bcc recipients: say so. */
 export function renderEnvelope(dl, message) {
   const env = message.Envelope || {};
@@ -40,7 +56,7 @@ export function renderEnvelope(dl, message) {
   });
   const tls = env.TLS ? `${env.TLS.Version || ""} ${env.TLS.Cipher || ""}`.trim() : "no";
   const items = [
-    ["MAIL FROM", env.MailFrom === "" ? "<> (null sender)" : env.MailFrom],
+    ["MAIL FROM", isNullSender(env.MailFrom) ? nullSender() : env.MailFrom],
     ["RCPT TO", recipients.length ? h("ul", {}, recipients) : "—"],
     ["HELO/EHLO", env.Helo || "—"],
     ["Peer", env.Peer || "—"],
