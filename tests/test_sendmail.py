@@ -181,3 +181,13 @@ def test_sendmail_refused_recipient_exit_code(server: ServerThread) -> None:
         assert limited.call(limited.store.count(mailbox="a@example.com")) == 1
     finally:
         limited.stop()
+
+
+def test_sendmail_null_sender(server: ServerThread) -> None:
+    """`-f '<>'` (bounces, delivery reports) is delivered with the empty envelope sender, as either spelling."""
+    for args in (["-f", "<>", "bob@example.com"], ["-f<>", "bob@example.com"]):
+        result = run_sendmail(server, args, MESSAGE)
+        assert result.returncode == EX_OK, result.stderr
+        message = server.call(server.store.get(server.call(server.store.latest()).id))
+        assert message.envelope.mail_from == ""
+        assert message.envelope.rcpt_tos == ("bob@example.com",)

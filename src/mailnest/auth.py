@@ -4,7 +4,8 @@ An auth file has one `user:password` per line; the password is either plain text
 as `htpasswd -B` writes). Blank lines and lines starting with `#` are ignored. User names compare exactly.
 Mechanisms that need the clear password (CRAM-MD5, APOP) work only for plain-text entries.
 
-Wrong passwords are slowed down per client address (exponential, capped) and logged.
+Wrong passwords are logged and slow down the next attempts from the same client address and for the same user
+name, on every protocol and across connections (see `FailureGuard`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import asyncio
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError
 
 log = logging.getLogger("mailnest.auth")
 
+_FREE_FAILURES = 1  # a typo costs nothing
+_FIRST_DELAY = 0.25
 _MAX_DELAY = 5.0
 _FORGET_AFTER = 600.0
+_MAX_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,34 +84,111 @@ class Credentials:
 
 
 class FailureGuard:
-    """Counts failed logins per client address and makes each further failure wait longer."""
+    """Slows down password guessing: after failed logins, the NEXT attempt waits, across connections.
+
+    Failures are counted per client address and, separately, per user name (a guesser who spreads attempts over
+    many addresses is still slowed for the account it targets). An attempt waits for the later of the two;
+    concurrent attempts queue behind each other, so opening many connections at once does not help. The first
+    failure is free (a typo); then the wait doubles from 0.25 s up to 5 s. A user's own address, once it has logged
+    in successfully, is exempt from that user's per-name wait, so a guesser elsewhere cannot lock the owner out.
+    Counts are forgotten 10 minutes after the last failure, and at most 10,000 addresses, names and known
+    (user, address) pairs are kept (the oldest are dropped first), so memory stays bounded under a scan.
+    """
 
     def __init__(self) -> None:
-        self._failures: dict[str, tuple[int, float]] = {}
+        self._by_address: OrderedDict[str, _Failures] = OrderedDict()
+        self._by_user: OrderedDict[str, _Failures] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()  # (user, address) that logged in
 
-    def delay_for(self, peer_host: str) -> float:
-        count, _ = self._failures.get(peer_host, (0, 0.0))
-        return 0.0 if count == 0 else min(_MAX_DELAY, 0.1 * 2 ** (count - 1))
+    def _records(self, peer_host: str, user: str, *, create: bool) -> list[_Failures]:
+        now = time.monotonic()
+        found = []
+        tables = [(self._by_address, peer_host)]
+        if user and (user, peer_host) not in self._known:
+            tables.append((self._by_user, user))
+        for table, key in tables:
+            if not key:
+                continue
+            record = table.get(key)
+            if record is not None and now - record.last_failure > _FORGET_AFTER and record.not_before <= now:
+                del table[key]
+                record = None
+            if record is None and create:
+                record = table[key] = _Failures()
+                _bound(table)
+            if record is not None:
+                table.move_to_end(key)
+                found.append(record)
+        return found
+
+    def delay_for(self, peer_host: str, user: str = "") -> float:
+        """How long an attempt starting now would wait."""
+        now = time.monotonic()
+        return max([0.0, *(r.not_before - now for r in self._records(peer_host, user, create=False))])
+
+    async def throttle(self, peer_host: str, user: str = "") -> float:
+        """Wait for this attempt's turn (before its answer is given); returns the seconds waited."""
+        records = self._records(peer_host, user, create=False)
+        if not records:
+            return 0.0
+        now = time.monotonic()
+        start = max(now, *(r.not_before for r in records))
+        for record in records:
+            # The next attempt queues behind this one: concurrent guesses are spread out, not answered at once.
+            record.not_before = start + _delay_after(record.failures)
+        wait = start - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return wait
+
+    def record_failure(self, peer_host: str, protocol: str, user: str) -> None:
+        """Count a failed login; the next attempt from this address (or for this user) will wait."""
+        now = time.monotonic()
+        waits = []
+        for record in self._records(peer_host, user, create=True):
+            record.failures += 1
+            record.last_failure = now
+            record.not_before = max(record.not_before, now + _delay_after(record.failures))
+            waits.append(record.not_before - now)
+        by_address = self._by_address.get(peer_host)
+        log.warning("%s login failed for %r from %s (%d in a row from there); the next attempt waits %.2fs",
+                    protocol, user, peer_host or "an unknown address", by_address.failures if by_address else 0,
+                    max(waits, default=0.0))
 
     async def failed(self, peer_host: str, protocol: str, user: str) -> None:
-        now = time.monotonic()
-        count, last = self._failures.get(peer_host, (0, now))
-        if now - last > _FORGET_AFTER:
-            count = 0
-        self._failures[peer_host] = (count + 1, now)
-        delay = self.delay_for(peer_host)
-        log.warning("%s login failed for %r from %s (%d in a row); next answer in %.1fs", protocol, user,
-                    peer_host, count + 1, delay)
-        if len(self._failures) > 10_000:  # bounded memory under a scan of many addresses
-            self._failures = dict(list(self._failures.items())[-5_000:])
-        await asyncio.sleep(delay)
+        """Count a failed login and delay this answer too, for callers that do not `throttle` up front."""
+        self.record_failure(peer_host, protocol, user)
+        await self.throttle(peer_host, user)
 
-    def succeeded(self, peer_host: str) -> None:
-        self._failures.pop(peer_host, None)
+    def succeeded(self, peer_host: str, user: str = "") -> None:
+        self._by_address.pop(peer_host, None)
+        if user and peer_host:
+            self._known[(user, peer_host)] = None
+            self._known.move_to_end((user, peer_host))
+            _bound(self._known)
+
+
+@dataclass
+class _Failures:
+    failures: int = 0
+    last_failure: float = 0.0
+    not_before: float = 0.0  # monotonic time before which the next attempt is not answered
+
+
+def _delay_after(failures: int) -> float:
+    return 0.0 if failures <= _FREE_FAILURES else min(_MAX_DELAY, _FIRST_DELAY * 2 ** (failures - _FREE_FAILURES - 1))
+
+
+def _bound(table: OrderedDict[Any, Any]) -> None:
+    while len(table) > _MAX_KEYS:
+        table.popitem(last=False)
 
 
 class LoginChecker:
-    """The one place IMAP and POP3 logins are decided: credentials plus slowing down repeated failures."""
+    """The one place IMAP and POP3 logins are decided: credentials, and slowing down repeated failures.
+
+    Each attempt waits its turn (`FailureGuard.throttle`) before the answer, so a guesser on fresh connections is
+    slowed as much as one on a single connection."""
 
     def __init__(self, credentials: Credentials, guard: FailureGuard) -> None:
         self.credentials = credentials
@@ -128,8 +211,8 @@ class LoginChecker:
         return ok
 
     async def _record(self, ok: bool, protocol: str, user: str, peer_host: str) -> None:
-        key = peer_host or f"{protocol}:{user}"
+        await self.guard.throttle(peer_host, user)
         if ok:
-            self.guard.succeeded(key)
+            self.guard.succeeded(peer_host, user)
         else:
-            await self.guard.failed(key, protocol, user)
+            self.guard.record_failure(peer_host, protocol, user)

@@ -1,6 +1,10 @@
 """The aiosmtpd handler: accept any sender and recipient, store the message with its envelope, then say 250.
 
-The reply to DATA is sent only after the store has committed the message, so a 250 always means stored.
+The reply to DATA is sent only after the store has committed the message, so a 250 always means stored. A store
+that cannot take the message gets the client to try again later: `452 4.3.1` when the disk is full
+(`StoreFullError`), `451 4.3.0` for any other failure; neither stores anything.
+
+The null reverse-path `MAIL FROM:<>` (bounces, delivery reports) is kept as an empty sender, `""`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from ..config import Config
 from ..models import Envelope, TLSInfo
-from ..store.base import Store
+from ..store.base import Store, StoreFullError
 
 log = logging.getLogger("mailnest.smtp")
 
@@ -105,6 +109,10 @@ class CaptureHandler:
         )
         try:
             summary = await self.store.add(raw, record)
+        except StoreFullError:
+            log.warning("disk full: refused a message from %s with 452 (nothing stored; the client will retry)",
+                        _peer(session))
+            return "452 4.3.1 Insufficient system storage, try again later"
         except Exception:
             log.exception("could not store a message from %s", _peer(session))
             return "451 4.3.0 Could not store the message; try again later"

@@ -1,7 +1,10 @@
-"""SMTP authentication and TLS settings: the authenticator aiosmtpd calls, CRAM-MD5, and the listener's options.
+"""SMTP authentication and TLS settings: the authenticator aiosmtpd calls, CRAM-MD5, throttled AUTH, and the
+listener's options.
 
 By default any credentials are accepted and the user name is recorded with the message; with an auth file
 they are checked. Plain-text mechanisms are refused before TLS whenever TLS is configured, unless allowed.
+Each AUTH attempt waits its turn (`FailureGuard.throttle`) before its answer is sent, so failures slow down the
+next attempt from the same address or for the same user, on this connection or any other.
 """
 
 from __future__ import annotations
@@ -26,6 +29,45 @@ class SMTPSecurity:
     credentials: Credentials
     guard: FailureGuard
     tls_context: ssl.SSLContext | None = None
+
+
+class ThrottledAuth(SMTP):
+    """aiosmtpd's AUTH, with each attempt's answer held until its turn and its outcome counted."""
+
+    security: SMTPSecurity | None = None
+    failed_login: str | None = None  # set by the authenticator when credentials are wrong
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        self.failed_login = None
+        await super().smtp_AUTH(arg)
+        if self.security is None or self.session is None:
+            return
+        if self.failed_login is not None:
+            self.security.guard.record_failure(peer_host(self.session), "SMTP", self.failed_login)
+        elif self.session.authenticated:
+            self.security.guard.succeeded(peer_host(self.session), _login_of(self.session.auth_data))
+
+    async def _after_check(self, result: AuthResult) -> AuthResult:
+        """Wait this attempt's turn once the user name is known and before the answer goes out."""
+        if self.security is not None and self.session is not None and (result.success or not result.handled):
+            user = self.failed_login if self.failed_login is not None else _login_of(result.auth_data)
+            await self.security.guard.throttle(peer_host(self.session), user)
+        return result
+
+    async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
+        return await self._after_check(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: object, args: list[str]) -> AuthResult:
+        return await self._after_check(await super().auth_LOGIN(_, args))
+
+    async def auth_CRAM__MD5(self, _: object, args: list[str]) -> AuthResult:
+        assert self.security is not None
+        return await self._after_check(await cram_md5(self, self.security.credentials, self.hostname))
+
+
+def _login_of(auth_data: object) -> str:
+    login = getattr(auth_data, "login", None)
+    return login.decode("utf-8", "replace") if isinstance(login, bytes) else str(login or "")
 
 
 def peer_host(session: Session) -> str:
