@@ -23,6 +23,10 @@ ssl = no
 log_path = /dev/null
 info_log_path = /dev/null
 mail_fsync = never
+namespace inbox {
+  inbox = yes
+  separator = /
+}
 """
 
 

@@ -57,7 +57,7 @@ class Raw:
 
 @pytest.fixture
 def short(make_server: Callable[..., ServerThread]) -> ServerThread:
-    return make_server(idle_timeout=1.0)
+    return make_server(idle_timeout=1.0, command_timeout=1.0)
 
 
 @pytest.fixture
@@ -158,8 +158,8 @@ def test_idle_connection_times_out(conn: Raw, short: ServerThread) -> None:
 
 
 def test_half_open_command_times_out(conn: Raw, short: ServerThread) -> None:
-    conn.send(b"a1 NOO")  # no line end, ever
-    assert conn.line() == b"* BYE Disconnected for inactivity"
+    conn.send(b"a1 NOO")  # no line end, ever: cut after command_timeout
+    assert conn.line() == b"* BYE Command not completed in time (limit 1s)"
     assert conn.closed()
     _still_serves(short)
 

@@ -18,7 +18,7 @@ def test_tokens() -> None:
     assert tokenize(b'a "b \\"c\\" \\\\" {3}\r\nxyz (d (e)) NIL\r\n') == [
         Atom(b"a"), Str(b'b "c" \\'), Str(b"xyz", literal=True),
         ListToken([Atom(b"d"), ListToken([Atom(b"e")])]), Atom(b"NIL")]
-    token = tokenize(b"BODY.PEEK[1.HEADER.FIELDS (From \"To\")]<0.10>\r\n")[0]
+    token = tokenize(b"BODY.PEEK[1.HEADER.FIELDS (From \"To\")]<0.10>\r\n", sections=True)[0]
     assert isinstance(token, Atom) and token.value == b"BODY.PEEK" and token.suffix == b"<0.10>"
     assert token.section == [Atom(b"1.HEADER.FIELDS"), ListToken([Atom(b"From"), Str(b"To")])]
     assert tokenize(b"{0}\r\n\r\n") == [Str(b"", literal=True)]
@@ -162,3 +162,26 @@ def test_modified_utf7() -> None:
     for bad in (b"&Jjo", b"&!!!-", b"\xff"):
         with pytest.raises(ValueError):
             decode_mailbox(bad)
+
+
+@pytest.mark.parametrize(("line", "mailbox"), [
+    (b"t SELECT [Gmail]/Sent\r\n", "[Gmail]/Sent"), (b"t CREATE [Gmail]\r\n", "[Gmail]"),
+    (b"t CREATE a]b\r\n", "a]b"), (b"t CREATE x[y\r\n", "x[y"), (b"t DELETE []\r\n", "[]"),
+    (b"t COPY 1 [Gmail]/All&AOk-\r\n", "[Gmail]/All\u00e9"),
+])
+def test_brackets_are_ordinary_astring_characters(line: bytes, mailbox: str) -> None:
+    """RFC 3501: `[` is no atom-special and `]` is an ASTRING-CHAR; only FETCH has bracketed sections."""
+    assert parse_command(line).args["mailbox"] == mailbox
+
+
+def test_brackets_outside_fetch_are_not_sections() -> None:
+    assert tokenize(b"[Gmail]/Sent a]b\r\n") == [Atom(b"[Gmail]/Sent"), Atom(b"a]b")]
+    assert parse_command(b't LIST "" [Gmail]/%\r\n').args == {"reference": "", "pattern": "[Gmail]/%"}
+    with pytest.raises(ParseError, match="Invalid character in atom"):
+        parse_command(b"t CREATE a{b\r\n")
+
+
+def test_list_patterns_are_decoded_from_modified_utf7() -> None:
+    assert parse_command(b'T LIST "" Entw&APw-%\r\n').args == {"reference": "", "pattern": "Entw\u00fc%"}
+    assert parse_command(b"T LSUB Entw&APw-rfe/ *\r\n").args == {"reference": "Entw\u00fcrfe/", "pattern": "*"}
+    assert parse_command(b'T LIST "" "Entw&APw"\r\n').args["pattern"] is None  # not mUTF-7: matches nothing

@@ -149,3 +149,15 @@ def test_flags_and_dates() -> None:
         "(\\Answered \\Seen \\Draft \\Recent $Label)")
     assert flag_list(()) == "()"
     assert internal_date(1709633472.0) == '"05-Mar-2024 10:11:12 +0000"'
+
+
+def test_lsub_parents_flagged_noselect_only_for_a_trailing_percent() -> None:
+    from mailnest.imap.listing import subscribed_matching
+
+    subscribed = ["a/b/c", "a/d", "e"]
+    assert subscribed_matching(subscribed, "", "a/%", "/") == [("a/b", "\\Noselect"), ("a/d", "")]
+    assert subscribed_matching(subscribed, "", "%", "/") == [("a", "\\Noselect"), ("e", "")]
+    assert subscribed_matching(subscribed, "", "*", "/") == [("a/b/c", ""), ("a/d", ""), ("e", "")]
+    assert subscribed_matching(subscribed, "", "a/%/c", "/") == [("a/b/c", "")]
+    assert subscribed_matching(subscribed, "", "*b", "/") == []
+    assert subscribed_matching(["a", "a/b"], "", "%", "/") == [("a", "")]  # subscribed itself: no \Noselect

@@ -50,7 +50,8 @@ def test_authenticate_hook_sees_credentials_and_can_refuse(tmp_path: Path) -> No
 
     async def scenario(store: SQLiteStore, hub: Hub) -> None:
         await store.add(RAW, Envelope("a@example.com", ("bob@example.com",)))
-        session = Session(store, Config(), timestamp="<t.1@mailnest>", authenticate=only_bob_with_pw)
+        session = Session(store, Config(), timestamp="<t.1@mailnest>", authenticate=only_bob_with_pw,
+                          peer_host="192.0.2.7")
         assert b"<t.1@mailnest>" in session.greeting()
         await session.handle_line(b"USER bob@example.com\r\n")
         reply = await session.handle_line(b"PASS wrong\r\n")
@@ -66,6 +67,7 @@ def test_authenticate_hook_sees_credentials_and_can_refuse(tmp_path: Path) -> No
         assert session.state is State.TRANSACTION
         assert [c.mechanism for c in offered] == ["USER", "APOP", "APOP"]
         assert offered[0].password == "wrong"
+        assert {c.peer_host for c in offered} == {"192.0.2.7"}  # failed logins are slowed down by address
 
     run_with_store(tmp_path, scenario)
 

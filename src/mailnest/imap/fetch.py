@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _BUFFERED = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE"})
 _HEADER_ONLY = frozenset({"ENVELOPE", "RFC822.HEADER"})
+_CACHED = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})  # answers kept in the MessageCache
 _SMALL_BATCH = 50  # messages per round trip to the store when whole messages are read
 _LARGE_BATCH = 1000  # ... when only flags, sizes, dates or headers are needed
 BATCH_BYTES = 16 * 1024 * 1024  # stored bytes read per round trip, at most (one larger message is read alone)
@@ -96,27 +97,26 @@ class Fetcher:
         rest = [i for i in items if i.name not in _BUFFERED]
         names = {i.name for i in items}
         mark_seen = not selected.readonly and any(i.sets_seen for i in items)
-        needs_raw = any(i.name not in _BUFFERED and not _from_header(i) for i in items)
-        needs_headers = not needs_raw and any(_from_header(i) for i in items)
-        header_always = any(_from_header(i) and i.name != "ENVELOPE" for i in items)  # ENVELOPE may be cached
+        wants_raw = any(i.name not in _BUFFERED and not _from_header(i) for i in items)
         seqs = dict((uid, seq) for seq, uid in pairs)
-        if needs_raw:
+        if wants_raw:
             chunks = selected.batches([uid for _, uid in pairs], _SMALL_BATCH, BATCH_BYTES)
         else:
             chunks = [[uid for _, uid in pairs[i:i + _LARGE_BATCH]] for i in range(0, len(pairs), _LARGE_BATCH)]
-        cache: MessageCache = session.cache
         loop = asyncio.get_running_loop()
         for uids in chunks:
             chunk = [(seqs[uid], uid) for uid in uids]
+            # Looked up once: what is taken from the cache here is what is rendered, even if another session's
+            # FETCH evicts it meanwhile; a message whose cached answers cover every item is not read at all.
+            cached = self._cached(uids, names)
+            need_raw, need_headers = self._reads(uids, rest, cached)
             blobs: dict[int, bytes] = {}
-            absent: set[int] = set()  # expunged by someone else: skipped, the EXPUNGE is announced later
-            if needs_raw:
-                blobs = await self.store.imap_raw(uids)
-                absent = set(uids) - blobs.keys()
-            elif needs_headers:
-                missing = [u for u in uids if header_always or cache.get(u, "ENVELOPE") is None]
-                blobs = await self.store.imap_headers(missing) if missing else {}
-                absent = set(missing) - blobs.keys()
+            if need_raw:
+                blobs.update(await self.store.imap_raw(need_raw))
+            if need_headers:
+                blobs.update(await self.store.imap_headers(need_headers))
+            absent = (set(need_raw) | set(need_headers)) - blobs.keys()  # expunged by someone else: skipped,
+            # the EXPUNGE is announced later
             seen_now: set[int] = set()
             if mark_seen:
                 unseen = [u for u in uids if u not in absent and _SEEN not in selected.flags.get(u, ())]
@@ -127,13 +127,38 @@ class Fetcher:
                     seen_now = set(result)
             # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop.
             out = await loop.run_in_executor(None, self._render, chunk, buffered, rest, names, blobs, absent,
-                                             seen_now)
+                                             seen_now, cached)
             if out:
                 await session.send(out)
         return "OK", "Fetch completed"
 
+    def _cached(self, uids: list[int], names: set[str]) -> dict[tuple[int, str], bytes]:
+        cache: MessageCache = self.session.cache
+        found = {}
+        for name in _CACHED & names:
+            for uid in uids:
+                value = cache.get(uid, name)
+                if value is not None:
+                    found[(uid, name)] = value
+        return found
+
+    @staticmethod
+    def _reads(uids: list[int], rest: list[FetchItem], cached: dict[tuple[int, str], bytes]
+               ) -> tuple[list[int], list[int]]:
+        """The messages to read whole, and those whose header block is enough, for the items not cached."""
+        need_raw: list[int] = []
+        need_headers: list[int] = []
+        for uid in uids:
+            missing = [i for i in rest if (uid, i.name) not in cached]
+            if any(not _from_header(i) for i in missing):
+                need_raw.append(uid)
+            elif missing:
+                need_headers.append(uid)
+        return need_raw, need_headers
+
     def _render(self, chunk: list[tuple[int, int]], buffered: list[FetchItem], rest: list[FetchItem],
-                names: set[str], blobs: dict[int, bytes], absent: set[int], seen_now: set[int]) -> bytes:
+                names: set[str], blobs: dict[int, bytes], absent: set[int], seen_now: set[int],
+                cached: dict[tuple[int, str], bytes]) -> bytes:
         selected = self.session.selected
         assert selected is not None
         cache: MessageCache = self.session.cache
@@ -147,7 +172,7 @@ class Fetcher:
             raw = blobs.get(uid, b"")
             root: list[MimePart] = []
             for item in rest:
-                parts.append(self._item(item, uid, raw, root, cache))
+                parts.append(self._item(item, uid, raw, root, cache, cached.get((uid, item.name))))
             out += b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
         return bytes(out)
 
@@ -163,8 +188,10 @@ class Fetcher:
             return b"INTERNALDATE " + internal_date(created).encode()
         return b"RFC822.SIZE %d" % size
 
-    def _item(self, item: FetchItem, uid: int, raw: bytes, root: list[MimePart], cache: MessageCache) -> bytes:
-        """One non-buffered item. `root` holds the message's MIME tree once some item needed it."""
+    def _item(self, item: FetchItem, uid: int, raw: bytes, root: list[MimePart], cache: MessageCache,
+              cached: bytes | None) -> bytes:
+        """One non-buffered item. `root` holds the message's MIME tree once some item needed it; `cached` is the
+        answer the cache had when the fetch began (ENVELOPE, BODY, BODYSTRUCTURE), None to compute it."""
 
         def tree() -> MimePart:
             if not root:
@@ -173,13 +200,13 @@ class Fetcher:
 
         name = item.name
         if name == "ENVELOPE":
-            value = cache.get(uid, name)
+            value = cached
             if value is None:
                 value = envelope(raw, 0, headers.header_end(raw))
                 cache.put(uid, name, value)
             return b"ENVELOPE " + value
         if name in ("BODY", "BODYSTRUCTURE"):
-            value = cache.get(uid, name)
+            value = cached
             if value is None:
                 value = body_structure(raw, tree(), extended=name == "BODYSTRUCTURE")
                 cache.put(uid, name, value)

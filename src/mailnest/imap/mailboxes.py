@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 DELIMITER = "/"
 
 
-
 async def create(session: Session, cmd: Command) -> tuple[str, str]:
     name = str(cmd.args["mailbox"]).rstrip(DELIMITER)
     if name == INBOX or not name:
@@ -58,9 +57,11 @@ async def unsubscribe(session: Session, cmd: Command) -> tuple[str, str]:
 
 
 async def list_(session: Session, cmd: Command) -> tuple[str, str]:
-    reference, pattern = str(cmd.args["reference"]), str(cmd.args["pattern"])
-    if not pattern:
+    reference, pattern = cmd.args["reference"], cmd.args["pattern"]
+    if pattern == "":
         await session.send(untagged(f'LIST (\\Noselect) "{DELIMITER}" ""'))
+        return "OK", "List completed"
+    if not isinstance(reference, str) or not isinstance(pattern, str):  # not modified UTF-7: matches nothing
         return "OK", "List completed"
     folders = await session.store.imap_folders(session.login)
     lines = [untagged(b"LIST (" + attrs.encode() + f') "{DELIMITER}" '.encode() + listing.mailbox_name(name))
@@ -70,10 +71,13 @@ async def list_(session: Session, cmd: Command) -> tuple[str, str]:
 
 
 async def lsub(session: Session, cmd: Command) -> tuple[str, str]:
-    reference, pattern = str(cmd.args["reference"]), str(cmd.args["pattern"])
+    reference, pattern = cmd.args["reference"], cmd.args["pattern"]
+    if not isinstance(reference, str) or not isinstance(pattern, str):  # not modified UTF-7: matches nothing
+        return "OK", "Lsub completed"
     subscribed = await session.store.imap_subscriptions(session.login)
-    names = [name for name, _ in listing.matching(subscribed, reference, pattern, DELIMITER, children=False)]
-    await session.send(b"".join(untagged(f'LSUB () "{DELIMITER}" '.encode() + listing.mailbox_name(n)) for n in names))
+    found = listing.subscribed_matching(subscribed, reference, pattern, DELIMITER)
+    await session.send(b"".join(untagged(f'LSUB ({attributes}) "{DELIMITER}" '.encode() + listing.mailbox_name(name))
+                                for name, attributes in found))
     return "OK", "Lsub completed"
 
 

@@ -144,6 +144,14 @@ def parse_date_time(text: str) -> tuple[int, int, int, int, int, int, int]:
     return values
 
 
+def _list_name(raw: bytes) -> str | None:
+    """A LIST/LSUB reference or pattern as text (wildcards survive: they are never inside `&...-`)."""
+    try:
+        return decode_mailbox(raw)
+    except ValueError:
+        return None
+
+
 def _parse_args(name: str, args: _Args) -> dict[str, object]:
     out: dict[str, object] = {}
     if name in ("CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "EXPUNGE", "UNSELECT",
@@ -168,10 +176,12 @@ def _parse_args(name: str, args: _Args) -> dict[str, object]:
         out["new"] = args.mailbox("new mailbox name")
         args.end()
     elif name in ("LIST", "LSUB"):
-        out["reference"] = args.astring("reference").decode("utf-8", "replace")
+        # Folder names are kept as text, so the reference and pattern are decoded the same way as every other
+        # mailbox name; one that is not valid modified UTF-7 matches nothing (as on Dovecot), rather than BAD.
+        out["reference"] = _list_name(args.astring("reference"))
         token = args.take("mailbox pattern")
         if isinstance(token, Str | Atom) and not (isinstance(token, Atom) and token.section is not None):
-            out["pattern"] = token.value.decode("utf-8", "replace")
+            out["pattern"] = _list_name(token.value)
         else:
             raise ParseError(f"{name}: mailbox pattern must be a string")
         args.end()
@@ -297,7 +307,7 @@ def parse_command(data: bytes) -> Command:
     elif name not in COMMANDS:
         raise ParseError(f"Unknown command {name[:40]}", tag)
     try:
-        tokens = tokenize(rest)
+        tokens = tokenize(rest, sections=name in ("FETCH", "UID FETCH"))
         args = _parse_args(name, _Args(tokens, name))
     except ParseError as exc:
         raise type(exc)(exc.reason, tag) from None

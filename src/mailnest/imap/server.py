@@ -1,18 +1,24 @@
 """The IMAP listener: asyncio streams in, whole commands (line plus literals) to the session, bytes out.
 
 All socket handling lives here: line and literal framing with limits, continuation requests for synchronizing
-literals, timeouts for idle and half-open connections. Protocol decisions are the session's.
+literals, connection caps, and the deadlines: `idle_timeout` for a client to start its next command,
+`command_timeout` for a command, once started, to arrive whole (each line, and each literal, within it), and
+`idle_timeout` again for a client that stops reading. Protocol decisions are the session's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
+from ..limits import ConnectionLimits, client_address, quiet_accept_errors
 from .cache import MessageCache
 from .parser import literal_announcement, split_tag
 from .responses import continuation, tagged, untagged
@@ -44,7 +50,7 @@ class Connection:
         self.peer = writer.get_extra_info("peername")
         self.tls_context = tls_context
         self.session = Session(config, store, hub, self.send, self.read_line, cache, views, authenticate,
-                               tls_available=tls_context is not None,
+                               peer_host=client_address(self.peer), tls_available=tls_context is not None,
                                tls_active=writer.get_extra_info("ssl_object") is not None,
                                prepare_tls=self._prepare_tls)
         # Literals may carry a whole message (APPEND); anything else stays small.
@@ -60,43 +66,58 @@ class Connection:
             self.writer.transport.abort()
             raise _Closed() from None
 
-    async def _line(self) -> bytes:
-        """One line including its line break; an over-long line is discarded and reported."""
+    async def _line(self, start_within: float | None) -> bytes:
+        """One line including its line break; an over-long line is discarded and reported.
+
+        The line's first byte may take `start_within` seconds (None: as long as the client likes); from then on
+        the whole line must arrive within `command_timeout`, so a client trickling bytes cannot hold a
+        connection (slowloris)."""
         try:
-            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.timeout)
+            first = await asyncio.wait_for(self.reader.readexactly(1), start_within)
         except TimeoutError:
             raise _Closed(untagged("BYE Disconnected for inactivity")) from None
+        except asyncio.IncompleteReadError:
+            raise _Closed() from None
+        if first == b"\n":
+            return first
+        try:
+            async with asyncio.timeout(self.config.command_timeout):
+                try:
+                    return first + await self.reader.readuntil(b"\n")
+                except asyncio.LimitOverrunError as exc:
+                    await self._discard_line(max(1, exc.consumed))
+                    raise _LineTooLong() from None
+        except TimeoutError:
+            log.info("imap %s: command line not complete after %gs; disconnecting", self.peer,
+                     self.config.command_timeout)
+            raise _Closed(untagged(f"BYE Command not completed in time (limit {self.config.command_timeout:g}s)")
+                          ) from None
         except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
+            if exc.partial.strip() or first.strip():
                 log.info("imap %s: connection closed in the middle of a command", self.peer)
             raise _Closed() from None
-        except asyncio.LimitOverrunError as exc:
-            await self._discard_line(max(1, exc.consumed))
-            raise _LineTooLong() from None
-        return line
 
     async def _discard_line(self, consumed: int) -> None:
         """Skip the rest of an over-long line; the reader keeps what follows its line break."""
         discarded = 0
         while True:
             try:
-                await asyncio.wait_for(self.reader.readexactly(consumed), self.timeout)
+                await self.reader.readexactly(consumed)
                 discarded += consumed
                 if discarded > _DISCARD_LIMIT:
                     raise _Closed(untagged("BYE Line too long"))
-                await asyncio.wait_for(self.reader.readuntil(b"\n"), self.timeout)
+                await self.reader.readuntil(b"\n")
                 return
             except asyncio.LimitOverrunError as exc:
                 consumed = max(1, exc.consumed)
-            except TimeoutError:
-                raise _Closed(untagged("BYE Disconnected for inactivity")) from None
-            except asyncio.IncompleteReadError:
-                raise _Closed() from None
 
-    async def read_line(self) -> bytes | None:
-        """A further line for the session (AUTHENTICATE responses, IDLE's DONE); None when the client is gone."""
+    async def read_line(self, *, waiting: bool = False) -> bytes | None:
+        """A further line for the session (AUTHENTICATE responses, IDLE's DONE); None when the client is gone.
+
+        It belongs to a command under way, so it must start within `command_timeout`; `waiting` (IDLE) lets the
+        client take as long as it likes, the session keeping its own deadline."""
         try:
-            return await self._line()
+            return await self._line(None if waiting else self.config.command_timeout)
         except (_Closed, _LineTooLong):
             return None
 
@@ -105,7 +126,8 @@ class Connection:
         data = bytearray()
         line_bytes = 0  # the command's own text; literals have their own limit
         while True:
-            line = await self._line()
+            # the command's first line may wait for the idle timeout; what follows a literal is the same command
+            line = await self._line(self.timeout if not data else self.config.command_timeout)
             data += line
             line_bytes += len(line)
             if line_bytes > MAX_LINE:
@@ -123,8 +145,10 @@ class Connection:
             if synchronizing:
                 await self.send(continuation("Ready for literal data"))
             try:
-                data += await asyncio.wait_for(self.reader.readexactly(size), self.timeout)
+                data += await asyncio.wait_for(self.reader.readexactly(size), self.config.command_timeout)
             except TimeoutError:
+                log.info("imap %s: literal of %d bytes not complete after %gs; disconnecting", self.peer, size,
+                         self.config.command_timeout)
                 raise _Closed(untagged("BYE Timed out waiting for literal data")) from None
             except asyncio.IncompleteReadError:
                 raise _Closed() from None
@@ -192,14 +216,20 @@ class _LineTooLong(Exception):
 
 async def start_imap(config: Config, store: Any, hub: Hub, listen: Listen, *,
                      authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None,
-                     implicit_tls: bool = False) -> asyncio.Server:
+                     implicit_tls: bool = False, cache: MessageCache | None = None) -> asyncio.Server:
     """Listen for IMAP on `listen` (port 0 picks a free port); returns the asyncio server.
 
-    `authenticate(user, password)` decides LOGIN and AUTHENTICATE PLAIN; by default anyone gets in. With a TLS
-    context STARTTLS is offered; with `implicit_tls` the whole connection is TLS (IMAPS, port 993 style)."""
-    cache = MessageCache()
+    `authenticate(user, password, peer_host)` (or `(user, password)`) decides LOGIN and AUTHENTICATE PLAIN; by
+    default anyone gets in. With a TLS context STARTTLS is offered; with `implicit_tls` the whole connection is
+    TLS (IMAPS, port 993 style). A connection over `max_connections` (or `max_connections_per_client` from its
+    address) is answered `* BYE Too many connections` and closed. `cache` (one per listener by default) keeps
+    derived FETCH answers."""
+    cache = cache if cache is not None else MessageCache()
     views = Views(store, hub)
     open_writers: set[asyncio.StreamWriter] = set()
+    limits = ConnectionLimits("IMAP", config.max_connections, config.max_connections_per_client, log)
+    authenticate = _with_peer_host(authenticate)
+    quiet_accept_errors(asyncio.get_running_loop(), log)
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         open_writers.add(writer)
@@ -209,7 +239,8 @@ async def start_imap(config: Config, store: Any, hub: Hub, listen: Listen, *,
             open_writers.discard(writer)
 
     tls_options = {"ssl": tls_context, "ssl_handshake_timeout": 15} if implicit_tls and tls_context else {}
-    server = await asyncio.start_server(client, listen.host, listen.port, limit=MAX_LINE, **tls_options)
+    server = await asyncio.start_server(limits.serve(untagged("BYE Too many connections"), client), listen.host,
+                                        listen.port, limit=MAX_LINE, **tls_options)
     close_listener = server.close
 
     def close() -> None:
@@ -224,3 +255,29 @@ async def start_imap(config: Config, store: Any, hub: Hub, listen: Listen, *,
     server.close = close  # type: ignore[method-assign]
     log.info("IMAP listening on %s", ", ".join(str(s.getsockname()[:2]) for s in server.sockets))
     return server
+
+
+def checking_authenticator(checker: LoginChecker) -> Authenticator:
+    """LOGIN and AUTHENTICATE PLAIN decided by mailnest's accounts, slowed down by client address and user."""
+
+    async def authenticate(user: str, password: str, peer_host: str) -> bool:
+        return await checker.password("IMAP", user, password, peer_host=peer_host)
+
+    return authenticate
+
+
+def _with_peer_host(authenticate: Callable[..., Awaitable[bool]]) -> Authenticator:
+    """Embedding callers may pass `authenticate(user, password)`; the session always gives the client address."""
+    try:
+        parameters = inspect.signature(authenticate).parameters.values()
+    except (TypeError, ValueError):
+        return authenticate
+    if sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters) >= 3 or any(
+            p.kind is p.VAR_POSITIONAL for p in parameters):
+        return authenticate
+
+    async def without_peer_host(user: str, password: str, peer_host: str) -> bool:
+        del peer_host
+        return bool(await authenticate(user, password))
+
+    return without_peer_host

@@ -7,7 +7,6 @@ against the table of what the current state allows before it runs.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import bisect
@@ -20,7 +19,7 @@ from typing import Any
 from ..config import Config
 from ..events import Hub, Subscription
 from ..store.imap_sql import FolderError, View
-from . import mailboxes
+from . import idle, mailboxes
 from .cache import MessageCache
 from .fetch import Fetcher
 from .mailboxes import DELIMITER
@@ -40,7 +39,7 @@ from .views import Views
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes], Awaitable[None]]
-ReadLine = Callable[[], Awaitable[bytes | None]]
+ReadLine = Callable[..., Awaitable[bytes | None]]  # read_line(waiting=False): IDLE waits with its own deadline
 
 
 class State(Enum):
@@ -68,13 +67,13 @@ ALLOWED: dict[State, frozenset[str]] = {
 _NO_EXPUNGE_AFTER = frozenset({"FETCH", "STORE", "SEARCH"})
 
 
-Authenticator = Callable[[str, str], Awaitable[bool]]
+Authenticator = Callable[[str, str, str], Awaitable[bool]]  # (user, password, client address)
 
 
-async def accept_any(user: str, password: str) -> bool:
+async def accept_any(user: str, password: str, peer_host: str = "") -> bool:
     """The default login check: any user name with any password (mailnest is a development mail server).
     The runtime passes its account checker instead when accounts are configured."""
-    del password
+    del password, peer_host
     return bool(user)
 
 
@@ -90,9 +89,10 @@ class Reply(Exception):
 class Session:
     def __init__(self, config: Config, store: Any, hub: Hub, send: Send, read_line: ReadLine,
                  cache: MessageCache, views: Views, authenticate: Authenticator = accept_any, *,
-                 tls_available: bool = False, tls_active: bool = False,
+                 peer_host: str = "", tls_available: bool = False, tls_active: bool = False,
                  prepare_tls: Callable[[], None] | None = None) -> None:
         self.config = config
+        self.peer_host = peer_host  # the client's address: failed logins are slowed down per address
         self.tls_available = tls_available  # a certificate is configured: STARTTLS can be offered
         self.tls_active = tls_active
         self.prepare_tls = prepare_tls  # stops reading, so the client's TLS hello waits for the TLS layer
@@ -224,7 +224,7 @@ class Session:
     async def _logged_in(self, user: str, password: str) -> tuple[str, str]:
         if self._login_disabled():
             raise Reply("NO", "[PRIVACYREQUIRED] Use STARTTLS first: this server takes no passwords in the clear")
-        if not await self.authenticate(user, password):
+        if not await self.authenticate(user, password, self.peer_host):
             raise Reply("NO", "[AUTHENTICATIONFAILED] Authentication failed")
         self.user = user
         self.login = None if user == self.config.catch_all_login else user.lower()
@@ -353,35 +353,7 @@ class Session:
             self.selected.dirty = True
         return "OK", f"[APPENDUID {self.store.uidvalidity} {uid}] Append completed"
 
-    async def cmd_idle(self, cmd: Command) -> tuple[str, str]:
-        await self.send(continuation("idling"))
-        reader = asyncio.ensure_future(self.read_line())
-        try:
-            while True:
-                if self.state is State.SELECTED:
-                    await self.announce(allow_expunge=True)
-                waiters: set[asyncio.Future[object]] = {reader}
-                if self.subscription is not None:
-                    waiters.add(asyncio.ensure_future(self.subscription.get()))
-                done, pending = await asyncio.wait(waiters, timeout=self.config.idle_timeout,
-                                                   return_when=asyncio.FIRST_COMPLETED)
-                for waiter in pending - {reader}:
-                    waiter.cancel()
-                if not done:
-                    raise Reply("NO", "Idle timed out")
-                if reader in done:
-                    line = reader.result()
-                    if line is None:
-                        await self.close()
-                        raise Reply("BAD", "Connection closed while idling")
-                    if line.strip().upper() != b"DONE":
-                        raise Reply("BAD", "Expected DONE")
-                    return "OK", "Idle completed"
-                if self.selected is not None:
-                    self.selected.dirty = True
-        finally:
-            if not reader.done():
-                reader.cancel()
+    cmd_idle = idle.idle
 
     # -- selected ------------------------------------------------------------------------------------------
 

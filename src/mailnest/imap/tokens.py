@@ -1,7 +1,9 @@
 """The lexical layer of IMAP commands: atoms, quoted strings, literals, parenthesized lists. Pure.
 
-An atom may carry a bracketed section, as in `BODY.PEEK[HEADER.FIELDS (From To)]<0.100>`: the part before
+Only FETCH has bracketed sections, as in `BODY.PEEK[HEADER.FIELDS (From To)]<0.100>`: there the part before
 `[` is the atom's text, the bracket's contents are tokenized into `section`, what follows `]` is `suffix`.
+Everywhere else `[` and `]` are ordinary characters of an atom or astring (RFC 3501 section 9: `[` is no
+atom-special, `]` is a resp-special allowed in ASTRING-CHAR), so `SELECT [Gmail]/Sent` names a mailbox.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ Token = Atom | Str | ListToken
 
 
 class _Lexer:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, sections: bool) -> None:
         self.data = data
         self.pos = 0
+        self.sections = sections
 
     def fail(self, reason: str) -> ParseError:
         return ParseError(reason)
@@ -137,13 +140,14 @@ class _Lexer:
     def atom(self, depth: int, in_section: bool = False) -> Atom:
         start = self.pos
         data = self.data
-        while (self.pos < len(data) and data[self.pos] not in _ATOM_END and data[self.pos] != 0x5B
-               and not (in_section and data[self.pos] == 0x5D)):
+        sections = self.sections
+        while (self.pos < len(data) and data[self.pos] not in _ATOM_END
+               and not (sections and (data[self.pos] == 0x5B or (in_section and data[self.pos] == 0x5D)))):
             if data[self.pos] < 0x20 or data[self.pos] == 0x7F or data[self.pos] == 0x7B:
                 raise self.fail("Invalid character in atom")
             self.pos += 1
         value = data[start:self.pos]
-        if self.pos < len(data) and data[self.pos] == 0x5B:  # [ opens a section
+        if sections and self.pos < len(data) and data[self.pos] == 0x5B:  # [ opens a section
             self.pos += 1
             section = self.tokens(0x5D, depth + 1)
             suffix_start = self.pos
@@ -158,7 +162,7 @@ class _Lexer:
         return Atom(value)
 
 
-def tokenize(data: bytes) -> list[Token]:
-    """Everything after the command name, up to the final CRLF."""
-    lexer = _Lexer(data)
+def tokenize(data: bytes, *, sections: bool = False) -> list[Token]:
+    """Everything after the command name, up to the final CRLF. `sections`: FETCH's `BODY[...]` syntax."""
+    lexer = _Lexer(data, sections)
     return lexer.tokens(None, 0)

@@ -1,4 +1,9 @@
-"""The POP3 listener: asyncio streams in, Session replies out. The only POP3 module that touches sockets."""
+"""The POP3 listener: asyncio streams in, Session replies out. The only POP3 module that touches sockets.
+
+Deadlines: `idle_timeout` for a client to start its next command (or to read a reply), `command_timeout` for a
+command line, once started, to arrive whole. Connections over `max_connections` (or `max_connections_per_client`
+from one address) are answered `-ERR [SYS/TEMP] too many connections` and closed.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import time
 from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
+from ..limits import ConnectionLimits, client_address, quiet_accept_errors
 from ..store.base import Store
 from . import responses
 from .parser import MAX_LINE
@@ -22,6 +28,27 @@ log = logging.getLogger(__name__)
 
 class _LineTooLong(Exception):
     pass
+
+
+class _CommandTooSlow(Exception):
+    pass
+
+
+async def read_command_line(reader: asyncio.StreamReader, idle_timeout: float, command_timeout: float) -> bytes:
+    """The next command line: its first byte may take `idle_timeout` (TimeoutError after that), the rest of it
+    must follow within `command_timeout` (_CommandTooSlow), so a client trickling bytes cannot hold a session."""
+    try:
+        first = await asyncio.wait_for(reader.readexactly(1), idle_timeout)
+    except asyncio.IncompleteReadError:
+        return b""
+    if first == b"\n":
+        return first
+    try:
+        async with asyncio.timeout(command_timeout):
+            rest = await read_line(reader)
+    except TimeoutError:
+        raise _CommandTooSlow from None
+    return first + rest if rest else first
 
 
 async def read_line(reader: asyncio.StreamReader) -> bytes:
@@ -73,7 +100,7 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
     peername = writer.get_extra_info("peername")
     peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername or "")
     session = Session(store, config, timestamp=new_timestamp(config.hostname), authenticate=authenticate,
-                      sizes=sizes, peer=peer, tls_available=tls_context is not None,
+                      sizes=sizes, peer=peer, peer_host=client_address(peername), tls_available=tls_context is not None,
                       tls_active=writer.get_extra_info("ssl_object") is not None)
     connections.writers.add(writer)
     try:
@@ -81,10 +108,15 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
         await writer.drain()
         while True:
             try:
-                line = await asyncio.wait_for(read_line(reader), config.idle_timeout)
+                line = await read_command_line(reader, config.idle_timeout, config.command_timeout)
             except TimeoutError:
                 log.info("pop3 %s: idle for %ss, disconnecting", peer, config.idle_timeout)
                 writer.write(responses.err("disconnected for inactivity"))
+                await writer.drain()
+                break
+            except _CommandTooSlow:
+                log.info("pop3 %s: command line not complete after %gs, disconnecting", peer, config.command_timeout)
+                writer.write(responses.err(f"command not completed in time (limit {config.command_timeout:g}s)"))
                 await writer.drain()
                 break
             except _LineTooLong:
@@ -125,11 +157,14 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
         log.debug("pop3 %s: connection lost: %s", peer, exc)
     finally:
         connections.writers.discard(writer)
-        writer.close()
         try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+            await session.finish()  # what RETR retrieved is marked read, however the session ended
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
 
 
 async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
@@ -142,13 +177,16 @@ async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
     sizes = SizeCache()
     hub.add_listener(sizes.on_event)
     connections = _Connections()
+    limits = ConnectionLimits("POP3", config.max_connections, config.max_connections_per_client, log)
+    quiet_accept_errors(asyncio.get_running_loop(), log)
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve(reader, writer, config=config, store=store, sizes=sizes, authenticate=authenticate,
                      connections=connections, tls_context=tls_context)
 
     tls_options = {"ssl": tls_context, "ssl_handshake_timeout": 15} if implicit_tls and tls_context else {}
-    server = await asyncio.start_server(on_connect, listen.host, listen.port, limit=MAX_LINE, **tls_options)
+    server = await asyncio.start_server(limits.serve(responses.err("[SYS/TEMP] too many connections"), on_connect),
+                                        listen.host, listen.port, limit=MAX_LINE, **tls_options)
     close_listener = server.close
 
     def close() -> None:
@@ -163,13 +201,14 @@ async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
 
 
 def checking_authenticator(checker: LoginChecker) -> Authenticator:
-    """USER/PASS and APOP decided by mailnest's accounts (any credentials unless an auth file is given)."""
+    """USER/PASS and APOP decided by mailnest's accounts (any credentials unless an auth file is given), slowed
+    down by client address and user."""
 
     async def authenticate(offered: Credentials) -> bool:
         if offered.mechanism == "APOP":
             timestamp = offered.timestamp or ""
             return await checker.digest("POP3", offered.username, offered.digest or "",
-                                        lambda secret: apop_digest(timestamp, secret))
-        return await checker.password("POP3", offered.username, offered.password or "")
+                                        lambda secret: apop_digest(timestamp, secret), peer_host=offered.peer_host)
+        return await checker.password("POP3", offered.username, offered.password or "", peer_host=offered.peer_host)
 
     return authenticate

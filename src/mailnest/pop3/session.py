@@ -3,6 +3,9 @@
 The maildrop is a snapshot taken at login: message numbers stay fixed for the whole session, mail that
 arrives meanwhile shows up at the next login, and DELE only marks. The marked messages are deleted from the
 store when QUIT moves the session to UPDATE; a dropped connection or an idle timeout deletes nothing.
+
+As on Dovecot, a message retrieved with RETR (not TOP) is marked read (IMAP \\Seen) when the session ends, by
+QUIT or otherwise, unless RSET came after the RETR or the message was deleted at QUIT.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Credentials:
     password: str | None = None
     timestamp: str | None = None  # the banner's <...> string the APOP digest covers
     digest: str | None = None  # lower-case hex MD5 from APOP
+    peer_host: str = ""  # the client's address: failed logins are slowed down per address
 
 
 # The one place login decisions are made; the authentication issue replaces the default with a checker.
@@ -91,6 +95,7 @@ class _Entry:
     uid: int
     stored_size: int  # the raw size, used only if the message vanished before we could measure it
     deleted: bool = False
+    retrieved: bool = False  # RETR'd since login or the last RSET: marked read when the session ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +113,10 @@ CAPABILITIES = ("TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINI
 class Session:
     def __init__(self, store: Store, config: Config, *, timestamp: str,
                  authenticate: Authenticator = accept_any, sizes: SizeCache | None = None,
-                 peer: str = "", tls_available: bool = False, tls_active: bool = False) -> None:
+                 peer: str = "", peer_host: str = "", tls_available: bool = False,
+                 tls_active: bool = False) -> None:
         self.store = store
+        self.peer_host = peer_host
         self.tls_available = tls_available  # a certificate is configured: STLS can be offered
         self.tls_active = tls_active
         self.config = config
@@ -179,7 +186,7 @@ class Session:
         name, self._pending_user = self._pending_user, None
         if name is None:
             return Reply(responses.err("send USER first"))
-        return await self._login(Credentials("USER", name, password=password))
+        return await self._login(Credentials("USER", name, password=password, peer_host=self.peer_host))
 
     async def _cmd_apop(self, name: str, digest: str) -> Reply:
         self._pending_user = None
@@ -187,7 +194,8 @@ class Session:
             return refusal
         if len(digest) != 32 or any(c not in "0123456789abcdefABCDEF" for c in digest):
             return Reply(responses.err("APOP digest must be 32 hexadecimal digits"))
-        return await self._login(Credentials("APOP", name, timestamp=self.timestamp, digest=digest.lower()))
+        return await self._login(Credentials("APOP", name, timestamp=self.timestamp, digest=digest.lower(),
+                                             peer_host=self.peer_host))
 
     async def _login(self, credentials: Credentials) -> Reply:
         if not await self.authenticate(credentials):
@@ -277,6 +285,7 @@ class Session:
         text = await self._message_text(entry)
         if text is None:
             return Reply(responses.err("[SYS/PERM] message was deleted by another client"))
+        entry.retrieved = True
         return Reply(responses.multiline(f"{len(text)} octets", text))
 
     async def _cmd_top(self, number_text: str, lines_text: str) -> Reply:
@@ -301,6 +310,7 @@ class Session:
     async def _cmd_rset(self) -> Reply:
         for entry in self._maildrop:
             entry.deleted = False
+            entry.retrieved = False
         return Reply(responses.ok(f"maildrop has {len(self._maildrop)} message(s)"))
 
     async def _cmd_noop(self) -> Reply:
@@ -312,6 +322,7 @@ class Session:
         if self.state is State.AUTHORIZATION:
             return Reply(responses.ok(f"{self.config.hostname} POP3 server signing off"), close=True)
         self.state = State.UPDATE
+        await self._mark_retrieved()
         marked = [e.id for e in self._maildrop if e.deleted]
         if marked:
             try:
@@ -321,3 +332,18 @@ class Session:
                 return Reply(responses.err("[SYS/TEMP] some deleted messages not removed"), close=True)
         return Reply(responses.ok(f"{self.config.hostname} POP3 server signing off "
                                   f"({len(marked)} message(s) deleted)"), close=True)
+
+    async def finish(self) -> None:
+        """The connection is over (QUIT, a drop, a timeout): what was retrieved is marked read, as on QUIT."""
+        await self._mark_retrieved()
+
+    async def _mark_retrieved(self) -> None:
+        ids = [e.id for e in self._maildrop if e.retrieved and not e.deleted]
+        for entry in self._maildrop:
+            entry.retrieved = False
+        if not ids:
+            return
+        try:
+            await self.store.set_read(ids, True)
+        except Exception as exc:  # e.g. the store is closing at shutdown: the messages stay unread, nothing else
+            log.warning("pop3 %s: could not mark %d retrieved message(s) read: %s", self.peer, len(ids), exc)
