@@ -189,7 +189,8 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     sec.add_argument("--allowed-host", dest="allowed_hosts", metavar="NAME", action="append",
                      default=_default("allowed_hosts", [], lambda v: [x for x in v.split(",") if x]),
                      help="a Host name the web UI and API answer to, besides loopback names and addresses, the "
-                          "listen address and --hostname (repeatable; '*' for any; refuses DNS rebinding)")
+                          "listen address and --hostname (repeatable; .example.com or *.example.com for a domain and "
+                          "every name under it; '*' for any; defends against DNS rebinding)")
     sec.add_argument("--allow-insecure-auth", action="store_true", default=_env_bool("allow_insecure_auth"),
                      help="allow plain-text AUTH before STARTTLS even when TLS is configured")
 

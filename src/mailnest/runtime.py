@@ -28,7 +28,9 @@ from .auth import Credentials, FailureGuard, LoginChecker
 from .chaos import Chaos
 from .config import Config, Listen
 from .events import Hub
+from .imap.server import checking_authenticator as imap_checking_authenticator
 from .imap.server import start_imap
+from .limits import quiet_accept_errors
 from .outputs import CustomHandlers, OutputDispatcher
 from .outputs.webhook import WebhookDispatcher
 from .pop3.server import checking_authenticator, start_pop3
@@ -155,6 +157,9 @@ class MailServer:
 
     async def _start(self) -> None:
         config = self.config
+        # Out of file descriptors, asyncio logs a traceback per failed accept: one rate-limited line instead,
+        # for every listener on this loop (HTTP included).
+        quiet_accept_errors(asyncio.get_running_loop(), log)
         if tls.tls_wanted(config):
             self._scratch = tempfile.mkdtemp(prefix="mailnest-tls-")
             self._closers.append(self._remove_scratch)
@@ -172,9 +177,7 @@ class MailServer:
         security = SMTPSecurity(self.credentials, self.login_failures, self.ssl_context)
         checker = LoginChecker(self.credentials, self.login_failures)
 
-        async def imap_login(user: str, password: str) -> bool:
-            return await checker.password("IMAP", user, password)
-
+        imap_login = imap_checking_authenticator(checker)
         pop3_login = checking_authenticator(checker)
         for name, implicit_tls in (("smtp", False), ("smtps", True), ("imap", False), ("imaps", True),
                                    ("pop3", False), ("pop3s", True)):
@@ -216,6 +219,9 @@ class MailServer:
                 log.warning("%s listens on %s, which other machines can reach, and lets anyone in: captured mail "
                             "is readable by anybody on the network. Bind to 127.0.0.1 or add %s.",
                             name.upper(), listen, fix)
+            if name == "http" and listen.host in ("0.0.0.0", "::", "") and "*" not in self.config.allowed_hosts:
+                log.warning("HTTP listens on every address: browsers that reach it by a name or address other than "
+                            "localhost/127.0.0.1 get 400 until you add --allowed-host NAME for it")
 
     def _where(self, name: str) -> str:
         if name == "http":
