@@ -202,7 +202,7 @@ class MailHog:
                       wrap: Callable[[list[dict[str, Any]]], Any] = lambda items: items) -> bytes:
         """The messages in MailHog's shape, wrapped and serialized as JSON off the loop (a large message's JSON
         takes a while to build and to write)."""
-        found = await self.store.raw_with_envelopes(ids)  # type: ignore[attr-defined]
+        found = await self.store.raw_with_envelopes(ids)
         hostname = self.context.config.hostname
 
         def build(*, cancelled: Callable[[], bool]) -> bytes:
@@ -240,7 +240,7 @@ class MailHog:
 
     async def _one(self, request: Request) -> tuple[str, bytes, Envelope]:
         id_ = str(request.path_params["id"])
-        found = await self.store.raw_with_envelopes([id_])  # type: ignore[attr-defined]
+        found = await self.store.raw_with_envelopes([id_])
         if id_ not in found:
             raise ApiError(404, f"message {id_!r} not found")
         raw, envelope = found[id_]
