@@ -92,7 +92,7 @@ def test_imap_and_pop3_logins_share_the_throttle(accounts: Path) -> None:
         return slowed, time.monotonic() - started
 
     slowed, other = asyncio.run(scenario())
-    assert slowed >= 0.9 and other < 0.1, (slowed, other)
+    assert slowed >= 0.9 and other < 0.5, (slowed, other)  # another address is not slowed (bound: a busy CI)
 
 
 def test_the_guard_forgets_the_oldest_addresses_first() -> None:

@@ -33,12 +33,16 @@ def probe(server: ServerThread) -> tuple[float, float]:
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=5) as client:
         client.sendmail("a@example.com", ["probe@example.com"], b"Subject: probe\r\n\r\nprobe\r\n")
     smtp = time.monotonic() - started
-    # A fresh connection for the timed request (no keep-alive), from a client built beforehand (building one
-    # loads certificates, which is no part of the server's answer).
+    # A fresh connection for each timed request (no keep-alive), from a client built beforehand (building one
+    # loads certificates, which is no part of the server's answer). The best of three: a blocked loop delays all
+    # three, a busy machine (CI runs two test workers on two cores) rarely does.
     with httpx.Client(base_url=server.http_url, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as http:
-        started = time.monotonic()
-        assert http.get("/livez").status_code == 200
-        return smtp, time.monotonic() - started
+        answers = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert http.get("/livez").status_code == 200
+            answers.append(time.monotonic() - started)
+        return smtp, min(answers)
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
