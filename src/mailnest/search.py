@@ -318,6 +318,7 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
     like_in: list[tuple[str, list[object]]] = []  # the same terms for rows not yet indexed
     like_out: list[tuple[str, list[object]]] = []
     short: list[tuple[str, list[object], bool]] = []  # (test over search_text, params, negated)
+    params: list[object]  # of the term in hand
     clauses: list[tuple[str, list[object]]] = []
     for term in terms:
         field, value = term.field, term.value

@@ -13,7 +13,7 @@ from mailnest.imap.selected import Selected, SequenceError
 from mailnest.imap.sequence import parse_sequence_set
 from mailnest.imap.views import Views
 from mailnest.models import Envelope
-from mailnest.store.imap_sql import View
+from mailnest.store.base import View
 from mailnest.store.sqlite import SQLiteStore
 
 SEEN = frozenset({"\\Seen"})

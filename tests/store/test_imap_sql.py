@@ -13,7 +13,7 @@ import pytest
 
 from mailnest.events import Event, Hub
 from mailnest.models import Envelope
-from mailnest.store.imap_sql import INBOX, FolderError
+from mailnest.store.base import INBOX, FolderError
 from mailnest.store.sqlite import SQLiteStore
 
 MESSAGE = b"From: a@example.com\r\nSubject: hello\r\n\r\nbody\r\n"

@@ -14,6 +14,7 @@ from .parser import Command
 from .responses import continuation
 
 if TYPE_CHECKING:
+    from ..events import Event
     from .session import Session
 
 
@@ -27,7 +28,7 @@ async def idle(session: Session, cmd: Command) -> tuple[str, str]:
         while True:
             if session.selected is not None:
                 await session.announce(allow_expunge=True)
-            waiters: set[asyncio.Future[object]] = {reader}
+            waiters: set[asyncio.Future[bytes | None] | asyncio.Future[Event | None]] = {reader}
             if session.subscription is not None:
                 waiters.add(asyncio.ensure_future(session.subscription.get()))
             done, pending = await asyncio.wait(waiters, timeout=max(0.0, deadline - loop.time()),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..store.imap_sql import INBOX
+from ..store.base import INBOX
 from . import listing
 from .parser import Command
 from .responses import untagged

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
-from ..store.imap_sql import View
+from ..store.base import View
 from .responses import flag_list, untagged
 from .sequence import SequenceSet
 

@@ -238,9 +238,10 @@ async def start_imap(config: Config, store: Any, hub: Hub, listen: Listen, *,
         finally:
             open_writers.discard(writer)
 
-    tls_options = {"ssl": tls_context, "ssl_handshake_timeout": 15} if implicit_tls and tls_context else {}
+    implicit_context = tls_context if implicit_tls else None
     server = await asyncio.start_server(limits.serve(untagged("BYE Too many connections"), client), listen.host,
-                                        listen.port, limit=MAX_LINE, **tls_options)
+                                        listen.port, limit=MAX_LINE, ssl=implicit_context,
+                                        ssl_handshake_timeout=15 if implicit_context else None)
     close_listener = server.close
 
     def close() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import Config
 from ..events import Hub, Subscription
-from ..store.imap_sql import FolderError, View
+from ..store.base import FolderError, View
 from . import idle, mailboxes
 from .cache import MessageCache
 from .fetch import Fetcher

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..events import STATS, Event, Hub
-from ..store.imap_sql import View
+from ..store.base import View
 
 
 class Views:

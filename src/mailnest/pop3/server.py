@@ -184,9 +184,10 @@ async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
         await _serve(reader, writer, config=config, store=store, sizes=sizes, authenticate=authenticate,
                      connections=connections, tls_context=tls_context)
 
-    tls_options = {"ssl": tls_context, "ssl_handshake_timeout": 15} if implicit_tls and tls_context else {}
+    implicit_context = tls_context if implicit_tls else None
     server = await asyncio.start_server(limits.serve(responses.err("[SYS/TEMP] too many connections"), on_connect),
-                                        listen.host, listen.port, limit=MAX_LINE, **tls_options)
+                                        listen.host, listen.port, limit=MAX_LINE, ssl=implicit_context,
+                                        ssl_handshake_timeout=15 if implicit_context else None)
     close_listener = server.close
 
     def close() -> None:

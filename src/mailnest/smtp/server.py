@@ -440,9 +440,9 @@ async def start_smtp(config: Config, store: Store, listen: Listen, *, security: 
 
     # aiosmtpd logs every command line at INFO on "mail.log"; that is debugging detail for us.
     logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    tls_options = {"ssl": ssl_context, "ssl_handshake_timeout": 15} if ssl_context else {}
     loop = asyncio.get_running_loop()
-    listener.server = await loop.create_server(protocol, host=listen.host, port=listen.port, **tls_options)
+    listener.server = await loop.create_server(protocol, host=listen.host, port=listen.port, ssl=ssl_context,
+                                               ssl_handshake_timeout=15 if ssl_context else None)
     quiet_accept_errors(loop, log)
     return listener
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
 from ..events import Hub
 from ..models import Envelope, Message, Page, Stats, Summary
+from ..tags import TagRule
 
 Query = str | Sequence[str]
+
+INBOX = "INBOX"  # the IMAP name of delivered mail
+CATCH_ALL_OWNER = "*"  # the owner of folders made by the catch-all IMAP login (`login=None`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,36 @@ class FolderInfo:
     owner: str
     total: int
     unread: int
+
+
+class FolderError(Exception):
+    """An IMAP folder operation that cannot be done; the message is the reason given to the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Every message of an IMAP view in uid order (as parallel lists: a view may hold many thousands)."""
+
+    uids: list[int]
+    flags: list[frozenset[str]]  # system flags and keywords, \Seen included when read; never \Recent
+    sizes: list[int]  # RFC822.SIZE: the stored bytes
+    created: list[float]  # INTERNALDATE, seconds since the epoch
+    recent_mark: int  # the highest uid some session of this login has seen (\Recent is above it)
+    uidnext: int
+    first_unseen: int = -1  # index of the first message without \Seen; -1 when every message is seen
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    messages: int
+    unseen: int
+    recent: int
+    uidnext: int
+
+
+def owner_of(login: str | None) -> str:
+    """The owner column of a login's folders."""
+    return CATCH_ALL_OWNER if login is None else login
 
 
 class StoreFullError(Exception):
@@ -85,3 +119,34 @@ class Store(Protocol):
                               tz: tzinfo | None = None) -> builtins.list[str]: ...
     async def delete_all(self) -> int: ...
     async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> builtins.list[str]: ...
+
+    # Tags (`--tag` rules apply at ingest; the rest is the API's tag management).
+    def configure_tags(self, rules: Sequence[TagRule]) -> None: ...
+    async def tag_counts(self) -> dict[str, int]: ...
+    async def rename_tag(self, old: str, new: str) -> builtins.list[str]: ...
+    async def delete_tag(self, name: str) -> builtins.list[str]: ...
+
+    # IMAP. A view is what one IMAP mailbox shows to one login (`login=None`: the catch-all login): INBOX is the
+    # login's delivered mail (all delivered mail for the catch-all), any other folder the rows filed there by that
+    # login. Flags belong to the message, so every view showing it agrees; \Seen is the API's read state. APPEND,
+    # COPY and MOVE make new rows with new uids. Folder operations that cannot be done raise FolderError.
+    async def imap_folders(self, login: str | None) -> builtins.list[str]: ...
+    async def imap_subscriptions(self, login: str | None) -> builtins.list[str]: ...
+    async def imap_folder_exists(self, login: str | None, name: str) -> bool: ...
+    async def imap_create_folder(self, login: str | None, name: str) -> None: ...
+    async def imap_delete_folder(self, login: str | None, name: str, delimiter: str) -> None: ...
+    async def imap_rename_folder(self, login: str | None, old: str, new: str, delimiter: str) -> None: ...
+    async def imap_subscribe(self, login: str | None, name: str, subscribed: bool) -> None: ...
+    async def imap_view(self, login: str | None, folder: str) -> View: ...
+    async def imap_status(self, login: str | None, folder: str) -> FolderStatus: ...
+    async def imap_uidnext(self) -> int: ...
+    async def imap_claim_recent(self, login: str | None, folder: str, up_to: int) -> int: ...
+    async def imap_raw(self, uids: Sequence[int]) -> dict[int, bytes]: ...
+    async def imap_headers(self, uids: Sequence[int]) -> dict[int, bytes]: ...
+    async def imap_store_flags(self, uids: Sequence[int], mode: str,
+                               flags: Sequence[str]) -> dict[int, frozenset[str]]: ...
+    async def imap_expunge(self, uids: Sequence[int]) -> builtins.list[int]: ...
+    async def imap_append(self, login: str | None, folder: str, raw: bytes, flags: Sequence[str],
+                          date: datetime | None) -> int: ...
+    async def imap_copy(self, uids: Sequence[int], login: str | None, folder: str,
+                        *, move: bool = False) -> builtins.list[tuple[int, int]]: ...

@@ -13,55 +13,26 @@ A message is stored once; flags and deletion belong to the message, so every vie
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import events, search
 from ..mime.header import block_end
 from ..models import Envelope
+from .base import INBOX, FolderError, FolderStatus, View, owner_of
 
 if TYPE_CHECKING:
     from ..events import Hub
 
-INBOX = "INBOX"
-CATCH_ALL_OWNER = "*"
 _SEEN = "\\Seen"
 _RECENT = "\\Recent"
 _CHUNK = 500
 _HEADER_PREFIX = 65536  # bytes read for a header block; a longer header means reading the whole message
 # Columns a copy takes over unchanged; uid, id, folder and owner are new for the copy.
 _NEW_COLUMNS = frozenset({"uid", "id", "folder", "owner"})
-
-class FolderError(Exception):
-    """A folder operation that cannot be done; the message is the reason given to the client."""
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """Every message of a view in uid order (as parallel lists: a view may hold many thousands)."""
-
-    uids: list[int]
-    flags: list[frozenset[str]]  # system flags and keywords, \Seen included when read; never \Recent
-    sizes: list[int]  # RFC822.SIZE: the stored bytes
-    created: list[float]  # INTERNALDATE, seconds since the epoch
-    recent_mark: int  # the highest uid some session of this login has seen (\Recent is above it)
-    uidnext: int
-    first_unseen: int = -1  # index of the first message without \Seen; -1 when every message is seen
-
-
-@dataclass(frozen=True, slots=True)
-class FolderStatus:
-    messages: int
-    unseen: int
-    recent: int
-    uidnext: int
-
-
-def owner_of(login: str | None) -> str:
-    return CATCH_ALL_OWNER if login is None else login
-
+T = TypeVar("T")
 
 def _view_where(login: str | None, folder: str) -> tuple[str, list[Any]]:
     if folder == INBOX:
@@ -119,8 +90,8 @@ class ImapStoreMixin:
     if TYPE_CHECKING:  # provided by SQLiteStore
         _count: int
 
-        async def _read(self, fn: Any, *args: Any) -> Any: ...
-        async def _write(self, fn: Any, *args: Any) -> Any: ...
+        async def _read(self, fn: Callable[..., T], *args: Any) -> T: ...
+        async def _write(self, fn: Callable[..., T], *args: Any) -> T: ...
         def _nudge_indexer(self) -> None: ...
         @staticmethod
         def _delivered(conn: sqlite3.Connection) -> int: ...
@@ -243,7 +214,7 @@ class ImapStoreMixin:
             return View(list(columns[0]), [_flags(r, f) for r, f in zip(columns[1], columns[2], strict=True)],
                         list(columns[3]), list(columns[4]), mark[0] if mark else 0, _uidnext(conn), unseen)
 
-        return await self._read(run)  # type: ignore[no-any-return]
+        return await self._read(run)
 
     async def imap_status(self, login: str | None, folder: str) -> FolderStatus:
         where, params = _view_where(login, folder)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import contextlib
 import json
 import logging
@@ -765,7 +766,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             len(parsed.inline), parsed.snippet, int(item.read), _to_json(list(tags)),
             envelope.mail_from.lower(), envelope.auth_user, envelope_to_json(envelope),
         )
-        extra = {
+        extra: dict[str, object] = {
             "attachments": [_attachment_json(a) for a in parsed.attachments],
             "inline": [_attachment_json(a) for a in parsed.inline],
             "return_path": parsed.return_path,
@@ -905,7 +906,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         return await self._read(run)
 
-    async def mailboxes(self) -> list[MailboxInfo]:
+    async def mailboxes(self) -> builtins.list[MailboxInfo]:
         def run(conn: sqlite3.Connection) -> list[MailboxInfo]:
             rows = conn.execute(
                 "SELECT r.mailbox, count(*), coalesce(sum(m.read = 0), 0) FROM recipients r "
@@ -915,7 +916,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         return await self._read(run)
 
-    async def folders(self) -> list[FolderInfo]:
+    async def folders(self) -> builtins.list[FolderInfo]:
         """Every IMAP folder but INBOX that exists or holds messages, with its owner's login ('*': catch-all)."""
         def run(conn: sqlite3.Connection) -> list[FolderInfo]:
             rows = conn.execute(
@@ -928,7 +929,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         return await self._read(run)
 
-    async def summaries_by_uid(self, uids: Sequence[int]) -> list[Summary]:
+    async def summaries_by_uid(self, uids: Sequence[int]) -> builtins.list[Summary]:
         wanted = list(uids)
 
         def run(conn: sqlite3.Connection) -> list[Summary]:
@@ -942,7 +943,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         return await self._read(run)
 
-    async def uids(self, *, mailbox: str | None = None, query: Query = "") -> list[int]:
+    async def uids(self, *, mailbox: str | None = None, query: Query = "") -> builtins.list[int]:
         where, params = self._view(mailbox, query)
         return await self._read(lambda conn: [r[0] for r in conn.execute(
             f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.uid", params)])
@@ -956,7 +957,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
     # -- changing --------------------------------------------------------------------------------------
 
-    async def set_read(self, ids: Sequence[str], read: bool) -> list[str]:
+    async def set_read(self, ids: Sequence[str], read: bool) -> builtins.list[str]:
         wanted = list(dict.fromkeys(ids))
 
         def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
@@ -975,7 +976,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         return [i for _, i in changed]
 
     async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: str | None = None,
-                                tz: tzinfo | None = None) -> list[str]:
+                                tz: tzinfo | None = None) -> builtins.list[str]:
         where, params = self._view(mailbox, query, tz)
 
         def run(conn: sqlite3.Connection) -> list[tuple[int, str]]:
@@ -988,8 +989,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                                              "read": read})
         return [i for _, i in changed]
 
-    async def _delete_found(self, find: Callable[[sqlite3.Connection], list[tuple[int, str]]]
-                            ) -> dict[str, list[Any]] | None:
+    async def _delete_found(self, find: Callable[[sqlite3.Connection], builtins.list[tuple[int, str]]]
+                            ) -> dict[str, builtins.list[Any]] | None:
         """Delete the (uid, id) rows `find` picks, in one transaction, and tell the hub."""
         deleted = await self._write(lambda conn: self._delete_rows(conn, find(conn)))
         if deleted:
@@ -997,7 +998,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         return deleted
 
     @staticmethod
-    def _rows_where_in(conn: sqlite3.Connection, column: str, values: Sequence[Any]) -> list[tuple[int, str]]:
+    def _rows_where_in(conn: sqlite3.Connection, column: str, values: Sequence[Any]) -> builtins.list[tuple[int, str]]:
         """(uid, id) of the messages whose `column` (uid or id) is one of `values`, in chunks SQLite accepts."""
         wanted = list(dict.fromkeys(values))
         rows: list[tuple[int, str]] = []
@@ -1007,12 +1008,12 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                                  part).fetchall()
         return rows
 
-    async def delete(self, ids: Sequence[str]) -> list[str]:
+    async def delete(self, ids: Sequence[str]) -> builtins.list[str]:
         deleted = await self._delete_found(lambda conn: self._rows_where_in(conn, "id", ids))
         return list(deleted["ids"]) if deleted else []
 
     async def delete_matching(self, *, query: Query = "", mailbox: str | None = None,
-                              tz: tzinfo | None = None) -> list[str]:
+                              tz: tzinfo | None = None) -> builtins.list[str]:
         where, params = self._view(mailbox, query, tz)
         deleted = await self._delete_found(
             lambda conn: conn.execute(f"SELECT m.uid, m.id FROM messages m WHERE {where}", params).fetchall())
@@ -1029,7 +1030,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         self.hub.publish(events.TRUNCATE, None)
         return count
 
-    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> list[str]:
+    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> builtins.list[str]:
         tag_json = json.dumps(list(dict.fromkeys(faithful_text(t) for t in tags if t)), ensure_ascii=False)
         wanted = list(dict.fromkeys(ids))
 

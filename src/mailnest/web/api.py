@@ -483,8 +483,9 @@ class Api:
         try:
             if await self.store.count(query=query, mailbox=mailbox) < count:
                 gone = asyncio.ensure_future(_client_gone(request))
+                either: set[asyncio.Future[int] | asyncio.Future[None]] = {arrived_future, gone}
                 try:
-                    await asyncio.wait({arrived_future, gone}, timeout=timeout,
+                    await asyncio.wait(either, timeout=timeout,
                                        return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     gone.cancel()
