@@ -139,7 +139,7 @@ def _is_retry_after_close(context: dict[str, Any]) -> bool:
     descriptor: -1") when a listener stops during an out-of-file-descriptors episode."""
     handle = context.get("handle")
     callback = getattr(handle, "_callback", None)
-    args = getattr(handle, "_args", None) or ()
+    args: tuple[Any, ...] = getattr(handle, "_args", None) or ()
     if getattr(callback, "__name__", "") != "_start_serving" or len(args) < 2:
         return False
     try:

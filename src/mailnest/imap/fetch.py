@@ -88,8 +88,8 @@ class Fetcher:
     async def fetch(self, cmd: Command) -> tuple[str, str]:
         session = self.session
         selected = session.require_selected()
-        pairs = selected.resolve(cmd.args["set"], cmd.uid)  # type: ignore[arg-type]
-        requested: list[FetchItem] = list(cmd.args["items"])  # type: ignore[call-overload]
+        pairs = selected.resolve(cmd.sequence_set, cmd.uid)
+        requested: list[FetchItem] = list(cmd.arg("items", tuple))
         if cmd.uid:
             requested.insert(0, FetchItem("UID"))
         items = list(dict.fromkeys(requested))
@@ -239,8 +239,8 @@ class Fetcher:
         selected = session.require_selected()
         if selected.readonly:
             return "NO", "Mailbox is read-only"
-        pairs = selected.resolve(cmd.args["set"], cmd.uid)  # type: ignore[arg-type]
-        flags = [f for f in cmd.args["flags"] if f != "\\Recent"]  # type: ignore[attr-defined]
+        pairs = selected.resolve(cmd.sequence_set, cmd.uid)
+        flags = [f for f in cmd.arg("flags", tuple) if f != "\\Recent"]
         if not pairs:
             return "OK", "Store completed"
         result = await self.store.imap_store_flags([uid for _, uid in pairs], cmd.args["mode"], flags)

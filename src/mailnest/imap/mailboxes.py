@@ -86,6 +86,6 @@ async def status(session: Session, cmd: Command) -> tuple[str, str]:
     status = await session.store.imap_status(session.login, name)
     values = {"MESSAGES": status.messages, "RECENT": status.recent, "UIDNEXT": status.uidnext,
               "UIDVALIDITY": session.store.uidvalidity, "UNSEEN": status.unseen}
-    items = " ".join(f"{item} {values[item]}" for item in cmd.args["items"])
+    items = " ".join(f"{item} {values[item]}" for item in cmd.arg("items", tuple))
     await session.send(untagged(b"STATUS " + listing.mailbox_name(name) + f" ({items})".encode()))
     return "OK", "Status completed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .fetch_items import FetchItem, parse_fetch_items
 from .search_keys import SearchKey, parse_search
@@ -26,6 +27,7 @@ __all__ = [
     "parse_sequence_set",
 ]
 
+_T = TypeVar("_T")
 _TAG = re.compile(rb"[\x21-\x7e]+")
 _TAG_FORBIDDEN = set(b'(){%*"\\+')
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}\r?\n?$")
@@ -50,6 +52,17 @@ class Command:
     @property
     def uid(self) -> bool:
         return self.name.startswith("UID ")
+
+    def arg(self, key: str, kind: type[_T]) -> _T:
+        """The argument `key` as the parser stored it for this command; any other type is a parser bug."""
+        value = self.args[key]
+        if not isinstance(value, kind):
+            raise TypeError(f"{self.name}: argument {key} is {type(value).__name__}, not {kind.__name__}")
+        return value
+
+    @property
+    def sequence_set(self) -> SequenceSet:
+        return self.arg("set", SequenceSet)
 
 
 class _Args:
@@ -179,7 +192,7 @@ def _parse_args(name: str, args: _Args) -> dict[str, object]:
         # Folder names are kept as text, so the reference and pattern are decoded the same way as every other
         # mailbox name; one that is not valid modified UTF-7 matches nothing (as on Dovecot), rather than BAD.
         out["reference"] = _list_name(args.astring("reference"))
-        token = args.take("mailbox pattern")
+        token: Token | None = args.take("mailbox pattern")
         if isinstance(token, Str | Atom) and not (isinstance(token, Atom) and token.section is not None):
             out["pattern"] = _list_name(token.value)
         else:
@@ -253,10 +266,10 @@ def _parse_args(name: str, args: _Args) -> dict[str, object]:
         token = args.take("ID parameters")
         params: dict[str, str | None] = {}
         if isinstance(token, ListToken):
-            items = token.items
-            if len(items) % 2:
+            pairs = token.items
+            if len(pairs) % 2:
                 raise ParseError("ID: parameters come in name/value pairs")
-            for key, value in zip(items[::2], items[1::2], strict=True):
+            for key, value in zip(pairs[::2], pairs[1::2], strict=True):
                 if not isinstance(key, Str):
                     raise ParseError("ID: field names must be strings")
                 params[key.value.decode("utf-8", "replace")] = (

@@ -138,7 +138,7 @@ class Searcher:
 
     async def run(self, cmd: Command) -> tuple[str, str]:
         selected = self.session.require_selected()
-        key: SearchKey = cmd.args["key"]  # type: ignore[assignment]
+        key = cmd.arg("key", SearchKey)
         self.selected = selected
         self.found: dict[str, dict[int, Any]] = {}
         matched = await self._eval(key, list(selected.uids))

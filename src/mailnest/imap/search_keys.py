@@ -135,7 +135,7 @@ class _Keys:
 def parse_search(tokens: list[Token], charset: str | None) -> SearchKey:
     chosen = (charset or "US-ASCII").upper()
     try:
-        if not codecs.lookup(chosen)._is_text_encoding:  # type: ignore[attr-defined]
+        if not codecs.lookup(chosen)._is_text_encoding:
             raise LookupError(chosen)
     except LookupError:
         raise BadCharset(f"[BADCHARSET ({' '.join(CHARSETS)})] Unsupported charset {charset}") from None

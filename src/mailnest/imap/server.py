@@ -13,12 +13,12 @@ import inspect
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
 from ..limits import ConnectionLimits, client_address, quiet_accept_errors
+from ..store.base import Store
 from .cache import MessageCache
 from .parser import literal_announcement, split_tag
 from .responses import continuation, tagged, untagged
@@ -40,7 +40,7 @@ class _Closed(Exception):
 
 
 class Connection:
-    def __init__(self, config: Config, store: Any, hub: Hub, reader: asyncio.StreamReader,
+    def __init__(self, config: Config, store: Store, hub: Hub, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, cache: MessageCache, views: Views,
                  authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None) -> None:
         self.config = config
@@ -214,7 +214,7 @@ class _LineTooLong(Exception):
     pass
 
 
-async def start_imap(config: Config, store: Any, hub: Hub, listen: Listen, *,
+async def start_imap(config: Config, store: Store, hub: Hub, listen: Listen, *,
                      authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None,
                      implicit_tls: bool = False, cache: MessageCache | None = None) -> asyncio.Server:
     """Listen for IMAP on `listen` (port 0 picks a free port); returns the asyncio server.

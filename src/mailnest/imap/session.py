@@ -14,11 +14,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
 
 from ..config import Config
 from ..events import Hub, Subscription
-from ..store.base import FolderError, View
+from ..store.base import FolderError, Store, View
 from . import idle, mailboxes
 from .cache import MessageCache
 from .fetch import Fetcher
@@ -87,7 +86,7 @@ class Reply(Exception):
 
 
 class Session:
-    def __init__(self, config: Config, store: Any, hub: Hub, send: Send, read_line: ReadLine,
+    def __init__(self, config: Config, store: Store, hub: Hub, send: Send, read_line: ReadLine,
                  cache: MessageCache, views: Views, authenticate: Authenticator = accept_any, *,
                  peer_host: str = "", tls_available: bool = False, tls_active: bool = False,
                  prepare_tls: Callable[[], None] | None = None) -> None:
@@ -248,6 +247,7 @@ class Session:
         if cmd.args["mechanism"] != "PLAIN":
             return "NO", "Unsupported authentication mechanism"
         initial = cmd.args.get("initial")
+        assert initial is None or isinstance(initial, str)
         if initial is None:
             await self.send(continuation())
             line = await self.read_line()
@@ -334,20 +334,20 @@ class Session:
 
     async def cmd_append(self, cmd: Command) -> tuple[str, str]:
         name = str(cmd.args["mailbox"])
-        message = bytes(cmd.args["message"])
+        message = cmd.arg("message", bytes)
         if not message:
             return "NO", "Empty message"
         if len(message) > self.config.max_message_size:
             return "NO", "[LIMIT] Message too large"
         date = None
         if cmd.args.get("date"):
-            year, month, day, hour, minute, second, offset = cmd.args["date"]
+            year, month, day, hour, minute, second, offset = cmd.arg("date", tuple)
             try:
                 date = datetime(year, month, day, hour, minute, second, tzinfo=timezone(timedelta(minutes=offset)))
             except ValueError:
                 return "BAD", "Invalid date-time"
             date = date.astimezone(UTC)
-        flags = tuple(f for f in cmd.args["flags"] if f != "\\Recent")
+        flags = tuple(f for f in cmd.arg("flags", tuple) if f != "\\Recent")
         uid = await self.store.imap_append(self.login, name, message, flags, date)
         if self.selected is not None and self.selected.name == name:
             self.selected.dirty = True
@@ -393,7 +393,7 @@ class Session:
 
     async def cmd_uid_expunge(self, cmd: Command) -> tuple[str, str]:
         selected = self.require_selected()
-        wanted = {uid for _, uid in selected.resolve(cmd.args["set"], True)}
+        wanted = {uid for _, uid in selected.resolve(cmd.sequence_set, True)}
         await self._expunge(selected, wanted)
         return "OK", "Expunge completed"
 
@@ -416,7 +416,7 @@ class Session:
         selected = self.require_selected()
         if move and selected.readonly:
             return "NO", "Mailbox is read-only"
-        pairs = selected.resolve(cmd.args["set"], cmd.uid)
+        pairs = selected.resolve(cmd.sequence_set, cmd.uid)
         target = str(cmd.args["mailbox"])
         copied = await self.store.imap_copy([uid for _, uid in pairs], self.login, target, move=move)
         if target == selected.name:

@@ -164,7 +164,8 @@ class Cors:
         if scope["method"] not in ("GET", "HEAD", "OPTIONS") and not origin_allowed(headers, tuple(self.origins)):
             log.warning("refused %s %s from the web page of another origin (%s); allow it with --cors ORIGIN",
                         scope["method"], scope["path"], headers.get("origin"))
-            response = JSONResponse({"Error": f"requests from {headers.get('origin')} are not allowed"}, 403)
+            response: Response = JSONResponse({"Error": f"requests from {headers.get('origin')} are not allowed"},
+                                              403)
             await response(scope, receive, send)
             return
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
@@ -204,7 +205,7 @@ def merged(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
         endpoints = by_path[item]
 
         async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
-            return await endpoints[request.method](request)  # type: ignore[no-any-return]
+            return await endpoints[request.method](request)
 
         out.append(Route(item, dispatch, methods=list(endpoints)))
     return out

@@ -25,7 +25,7 @@ class Tagging:
         ]
 
     async def _existing(self) -> list[str]:
-        return list(await self.store.tag_counts())  # type: ignore[attr-defined]
+        return list(await self.store.tag_counts())
 
     async def list_tags(self, request: Request) -> Response:
         return JSONResponse(await self._existing())
@@ -52,12 +52,12 @@ class Tagging:
             raise ApiError(400, f"{name!r} is not a tag name: use letters, digits, '-', '.', '_' and spaces")
         if not tags.clean(old):
             raise ApiError(400, f"{old!r} is not a tag name")
-        await self.store.rename_tag(old, new)  # type: ignore[attr-defined]
+        await self.store.rename_tag(old, new)
         return ok(request)
 
     async def delete_tag(self, request: Request) -> Response:
         name = str(request.path_params["tag"])
         if not tags.clean(name):
             raise ApiError(400, f"{name!r} is not a tag name")
-        await self.store.delete_tag(name)  # type: ignore[attr-defined]
+        await self.store.delete_tag(name)
         return ok(request)
