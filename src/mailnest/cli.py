@@ -22,6 +22,7 @@ from typing import Any
 
 from . import __version__
 from .config import SERVE_DEFAULTS, Config, ConfigError, Listen, parse_duration, parse_listen, parse_size
+from .store.select import is_database_url
 
 log = logging.getLogger("mailnest")
 
@@ -87,6 +88,11 @@ def _default(name: str, fallback: Any, convert: Callable[[str], Any] | None = No
     return convert(value) if convert else value
 
 
+def _db(value: str) -> Path | str:
+    """A SQLite file path, or a PostgreSQL URL kept as text."""
+    return value if is_database_url(value) else Path(value)
+
+
 def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     d = SERVE_DEFAULTS
     listeners = p.add_argument_group("listeners (HOST:PORT; port 0 picks a free port; 'off' disables)")
@@ -115,9 +121,13 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                            help=f"name used in the SMTP greeting (default {d.hostname}; no DNS lookup is made)")
 
     store = p.add_argument_group("store")
-    store.add_argument("--db", metavar="PATH", type=Path, default=_default("db", None, Path),
-                       help="keep messages in this SQLite file across restarts (default: a temporary database "
-                            "deleted at exit)")
+    store.add_argument("--db", metavar="PATH|URL", type=_db, default=_default("db", None, _db),
+                       help="keep messages in this SQLite file across restarts, or in PostgreSQL "
+                            "(postgresql://user:password@host:port/dbname), which several mailnest nodes can share "
+                            "(default: a temporary SQLite database deleted at exit; env MAILNEST_DB)")
+    store.add_argument("--tenant", metavar="NAME", default=_default("tenant", None),
+                       help="PostgreSQL only: keep this team's or project's mail apart from others on the same "
+                            "database (a schema of that name; env MAILNEST_TENANT)")
     store.add_argument("--max-messages", metavar="N", type=_int("max-messages"),
                        default=_default("max_messages", d.max_messages, _int("max-messages")),
                        help=f"keep at most N messages, pruning the oldest (default {d.max_messages}; 0 = no limit)")
@@ -250,7 +260,7 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     fields = {name: getattr(args, name) for name in (
-        "smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s", "hostname", "db", "max_messages", "max_age", "max_message_size", "max_recipients",
+        "smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s", "hostname", "db", "tenant", "max_messages", "max_age", "max_message_size", "max_recipients",
         "print_messages", "ports_file", "log_level", "tls", "tls_cert", "tls_key", "require_tls", "auth_file",
         "require_auth", "allow_insecure_auth", "mh", "maildir", "mbox", "latest", "relay", "relay_tls",
         "relay_user", "relay_password", "chaos", "allow_private_link_check", "http_tls", "http_auth_file",

@@ -92,7 +92,10 @@ class Config:
     hostname: str = "mailnest"  # the name the SMTP banner, EHLO and IMAP greeting use (no DNS lookup)
 
     # Store
-    db: Path | None = None  # None: a temporary database deleted at exit
+    # A SQLite file, or a postgresql:// URL (the team store; see store.select). None: a temporary SQLite database
+    # deleted at exit.
+    db: Path | str | None = None
+    tenant: str | None = None  # PostgreSQL only: the schema that keeps this team's mail apart
     max_messages: int = 50_000  # 0 = unlimited; oldest pruned first
     max_age: float | None = None  # seconds; None = keep forever
 
@@ -167,6 +170,9 @@ class Config:
         for name in ("smtp_timeout", "data_timeout", "idle_timeout", "command_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be more than 0 seconds")
+        from .store.select import check_tenant
+
+        check_tenant(self.tenant, self.db)
 
     def replace(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]

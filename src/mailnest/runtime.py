@@ -36,7 +36,8 @@ from .outputs.webhook import WebhookDispatcher
 from .pop3.server import checking_authenticator, start_pop3
 from .smtp.security import SMTPSecurity
 from .smtp.server import start_smtp
-from .store.sqlite import SQLiteStore
+from .store.base import Store
+from .store.select import open_store
 from .tags import parse_rules
 
 log = logging.getLogger("mailnest")
@@ -89,8 +90,7 @@ class MailServer:
         config = config or Config()
         self.config = config.replace(**overrides) if overrides else config
         self.hub = Hub()
-        self.store = SQLiteStore(self.config.db, self.hub, max_messages=self.config.max_messages,
-                                 max_age=self.config.max_age)
+        self.store: Store = open_store(self.config, self.hub)
         # Built here, so that a bad --chaos, --tag, --handler or output setting fails before anything is bound.
         self.chaos = Chaos.from_config(self.config)
         self.store.configure_tags(parse_rules(self.config.tag_rules))
