@@ -197,3 +197,29 @@ def test_serve_raises_a_low_open_file_limit(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_db_takes_a_postgresql_url_and_tenant_names_are_checked() -> None:
+    from mailnest.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    config = config_from_args(parser.parse_args(
+        ["serve", "--db", "postgresql://team:secret@db.internal:5432/mail", "--tenant", "billing_2"]))
+    assert config.db == "postgresql://team:secret@db.internal:5432/mail" and config.tenant == "billing_2"
+    assert config_from_args(parser.parse_args(["serve", "--db", "mail.db"])).db == Path("mail.db")
+    for bad, hint in ((["--tenant", "billing"], "needs a PostgreSQL --db"),
+                      (["--db", "postgresql://h/mail", "--tenant", "Billing; DROP"], "lower-case letters")):
+        result = subprocess.run([*MAILNEST, "serve", *bad], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2, (bad, result.stderr)
+        assert hint in result.stderr and "Traceback" not in result.stderr, (bad, result.stderr)
+    result = subprocess.run([*MAILNEST, "serve"], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "MAILNEST_DB": "postgresql://h/mail", "MAILNEST_TENANT": "-x"})
+    assert result.returncode == 2 and "--tenant '-x'" in result.stderr, result.stderr
+
+
+def test_a_database_url_is_shown_without_its_password() -> None:
+    from mailnest.store.select import shown
+
+    assert shown("postgresql://team:s3cret@db:5432/mail") == "postgresql://team:***@db:5432/mail"
+    assert shown("postgres://db/mail") == "postgres://db/mail"
+    assert shown(Path("mail.db")) == "mail.db" and shown(None) == ""
