@@ -18,7 +18,7 @@ from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
 from ..limits import ConnectionLimits, client_address, quiet_accept_errors
-from ..store.base import Store
+from ..store.base import Store, StoreUnavailableError
 from .cache import MessageCache
 from .parser import literal_announcement, split_tag
 from .responses import continuation, tagged, untagged
@@ -188,6 +188,11 @@ class Connection:
                         await self._start_tls()
                 except (ConnectionError, _Closed):
                     raise
+                except StoreUnavailableError as exc:  # RFC 5530's UNAVAILABLE: try again later, no traceback
+                    log.warning("imap %s: database unavailable: %s", self.peer, exc)
+                    tag, _ = split_tag(command)
+                    text = "[UNAVAILABLE] The mail store is unavailable, try again later"
+                    await self.send(tagged(tag, "NO", text) if tag else untagged("NO " + text))
                 except Exception:
                     log.exception("imap %s: command failed", self.peer)
                     tag, _ = split_tag(command)

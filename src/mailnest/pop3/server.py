@@ -17,7 +17,7 @@ from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
 from ..limits import ConnectionLimits, client_address, quiet_accept_errors
-from ..store.base import Store
+from ..store.base import Store, StoreUnavailableError
 from . import responses
 from .parser import MAX_LINE
 from .responses import apop_digest
@@ -128,6 +128,9 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
                 break
             try:
                 reply = await session.handle_line(line)
+            except StoreUnavailableError as exc:
+                log.warning("pop3 %s: database unavailable: %s", peer, exc)
+                reply = Reply(responses.err("[SYS/TEMP] the mail store is unavailable, try again later"))
             except Exception:
                 # A store failure ends this command, never the listener; the session state is unchanged.
                 log.exception("pop3 %s: command failed", peer)

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from ..config import Config
 from ..models import Envelope, TLSInfo
-from ..store.base import Store, StoreFullError
+from ..store.base import Store, StoreFullError, StoreUnavailableError
 
 log = logging.getLogger("mailnest.smtp")
 
@@ -113,6 +113,10 @@ class CaptureHandler:
             log.warning("disk full: refused a message from %s with 452 (nothing stored; the client will retry)",
                         _peer(session))
             return "452 4.3.1 Insufficient system storage, try again later"
+        except StoreUnavailableError as exc:
+            log.warning("database unavailable: refused a message from %s with 451 (nothing stored; the client "
+                        "will retry): %s", _peer(session), exc)
+            return "451 4.3.0 The mail store is unavailable, try again later"
         except Exception:
             log.exception("could not store a message from %s", _peer(session))
             return "451 4.3.0 Could not store the message; try again later"

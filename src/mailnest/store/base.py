@@ -81,6 +81,11 @@ class StoreFullError(Exception):
     is freed (SMTP answers 452, HTTP 507). Messages already acknowledged are untouched."""
 
 
+class StoreUnavailableError(Exception):
+    """The database cannot be reached (a PostgreSQL server restarting, a network cut): nothing was written or read.
+    Temporary: SMTP answers 451, HTTP 503 with Retry-After, /readyz 503; the store reconnects by itself."""
+
+
 @runtime_checkable
 class Store(Protocol):
     hub: Hub
@@ -90,7 +95,8 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # Ingest. Returns once the message is committed (so the SMTP 250 may follow). Every write raises
-    # StoreFullError when the disk is full.
+    # StoreFullError when the disk is full; every call raises StoreUnavailableError while the database is
+    # unreachable.
     async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary: ...
 
     # Reading

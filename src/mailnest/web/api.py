@@ -43,7 +43,7 @@ from ..mime import content as mime_content
 from ..mime import wire
 from ..models import Message
 from ..search import QueryError
-from ..store.base import MailboxInfo, Store, StoreFullError
+from ..store.base import MailboxInfo, Store, StoreFullError, StoreUnavailableError
 from . import json as render
 from . import thumbnail
 from .events import origin_allowed
@@ -251,6 +251,10 @@ def disk_full(exc: StoreFullError) -> ApiError:
     return ApiError(507, f"the disk is full: {exc}")
 
 
+def unavailable(exc: StoreUnavailableError) -> ApiError:
+    return ApiError(503, f"the database is unavailable, try again shortly: {exc}", headers={"Retry-After": "2"})
+
+
 def unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A JSON 500 for an error no route expected, logged with its traceback once."""
     log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
@@ -267,6 +271,8 @@ def guarded(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except StoreFullError as exc:
             raise disk_full(exc) from None
+        except StoreUnavailableError as exc:
+            raise unavailable(exc) from None
         except ClientGone as exc:
             raise ApiError(499, exc.reason) from None
         except (ApiError, QueryError, HTTPException):
@@ -287,6 +293,10 @@ async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
         reason = disk_full(exc)
         log.warning("%s %s -> 507 %s", request.method, request.url.path, reason.reason)
         return error_response(507, reason.reason)
+    if isinstance(exc, StoreUnavailableError):
+        reason = unavailable(exc)
+        log.warning("%s %s -> 503 %s", request.method, request.url.path, reason.reason)
+        return error_response(503, reason.reason, headers=reason.headers)
     if isinstance(exc, ClientGone):  # off-loop work of a route that is not `guarded`
         log.info("%s %s -> 499 %s", request.method, request.url.path, exc.reason)
         return error_response(499, exc.reason)
@@ -522,7 +532,13 @@ class Api:
         return Response("ok", media_type="text/plain")
 
     async def readyz(self, request: Request) -> Response:
-        await self.store.count()
+        """Ready when the store answers: 503 while its database is unreachable (a load balancer then sends
+        clients to another node)."""
+        try:
+            await self.store.count()
+        except StoreUnavailableError as exc:
+            return Response(f"database unavailable: {exc}", status_code=503, media_type="text/plain",
+                            headers={"Retry-After": "2"})
         return Response("ok", media_type="text/plain")
 
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import Credentials, FailureGuard
 from ..chaos import Chaos
 from ..search import QueryError
-from ..store.base import StoreFullError
+from ..store.base import StoreFullError, StoreUnavailableError
 from .access import BasicAuth
 from .api import Api, ApiError, Context, handle_api_error, handle_query_error, handle_unexpected_error
 from .application import Application, RuntimeCounters
@@ -267,5 +267,6 @@ def create_app(server: MailServer) -> Starlette:
                     Middleware(BasicAuth, ui=ui_accounts, send_api=send_accounts, guard=guard)],
         exception_handlers={ApiError: handle_api_error, QueryError: handle_query_error,
                             HTTPException: handle_http_exception, StoreFullError: handle_unexpected_error,
+                            StoreUnavailableError: handle_unexpected_error,
                             Exception: handle_unexpected_error},
     )
