@@ -7,6 +7,7 @@ writer thread that parsed it."""
 from __future__ import annotations
 
 import smtplib
+import statistics
 import threading
 import time
 
@@ -41,8 +42,12 @@ def test_a_costly_subject_holds_up_no_other_client(server: ServerThread) -> None
     worst_smtp = max(smtp for smtp, _ in probes)
     worst_livez = max(livez for _, livez in probes)
     assert len(probes) > 1, "the heavy message was stored before any probe could overlap it"
-    # The worst of many probes on a busy machine: the parse shares the GIL with the event loop, so a probe can
-    # take a few hundred ms; before the fix the loop waited for the whole parse and the probes timed out (5 s).
+    # The typical probe meets the issue's bounds (250 within 1 s, /livez within 100 ms); the worst of many on a
+    # busy machine gets more room, since the parse shares the GIL with the event loop. Before the fix the loop
+    # waited for the whole parse and the probes timed out (5 s).
+    median_smtp = statistics.median(smtp for smtp, _ in probes)
+    median_livez = statistics.median(livez for _, livez in probes)
+    assert median_smtp < 1.0 and median_livez < 0.1, (median_smtp, median_livez, len(probes))
     assert worst_smtp < 2.0 and worst_livez < 1.0, (worst_smtp, worst_livez, len(probes))
     assert answer["seconds"] < 15, answer  # was 34 s; linear decoding takes about half a second of CPU
     with httpx.Client(base_url=server.http_url, timeout=30) as api:

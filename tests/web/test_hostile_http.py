@@ -10,6 +10,7 @@ import resource
 import selectors
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -267,8 +268,10 @@ def test_two_thousand_stalled_listeners_barely_slow_ingest(serving: dict[str, in
         print(f"50 messages: {alone:.3f}s alone, {crowded:.3f}s with {LISTENERS} listeners; slowest probes "
               f"{slowest} of {len(probes['smtp'])}")
         assert crowded < max(5 * alone, 0.5), (alone, crowded)
-        # The worst of every probe (about 3 ms each when idle); a busy CI machine can stall one for a few hundred
-        # ms. Before the fix a fan-out held the loop for seconds.
+        # The typical probe meets the bounds (about 3 ms each when idle); the worst of every probe gets
+        # more room, as a busy CI machine can stall one for a few hundred ms. Before the fix a fan-out held the
+        # loop for seconds.
+        assert statistics.median(probes["livez"]) < 0.1, probes
         assert slowest["smtp"] < 1.0 and slowest["livez"] < 0.5, probes
         # Every client was sent the news: each sampled socket holds the crowded messages.
         for sock in sockets[:: LISTENERS // 20]:
