@@ -22,7 +22,7 @@ from typing import Any
 
 from . import __version__
 from .config import SERVE_DEFAULTS, Config, ConfigError, Listen, parse_duration, parse_listen, parse_size
-from .store.select import is_database_url
+from .store.select import parse_db
 
 log = logging.getLogger("mailnest")
 
@@ -88,11 +88,6 @@ def _default(name: str, fallback: Any, convert: Callable[[str], Any] | None = No
     return convert(value) if convert else value
 
 
-def _db(value: str) -> Path | str:
-    """A SQLite file path, or a PostgreSQL URL kept as text."""
-    return value if is_database_url(value) else Path(value)
-
-
 def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
     d = SERVE_DEFAULTS
     listeners = p.add_argument_group("listeners (HOST:PORT; port 0 picks a free port; 'off' disables)")
@@ -121,7 +116,7 @@ def _add_serve_arguments(p: argparse.ArgumentParser) -> None:
                            help=f"name used in the SMTP greeting (default {d.hostname}; no DNS lookup is made)")
 
     store = p.add_argument_group("store")
-    store.add_argument("--db", metavar="PATH|URL", type=_db, default=_default("db", None, _db),
+    store.add_argument("--db", metavar="PATH|URL", type=parse_db, default=_default("db", None, parse_db),
                        help="keep messages in this SQLite file across restarts, or in PostgreSQL "
                             "(postgresql://user:password@host:port/dbname), which several mailnest nodes can share "
                             "(default: a temporary SQLite database deleted at exit; env MAILNEST_DB)")

@@ -24,11 +24,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, Listen, parse_listen
+from .config import Config, ConfigError, Listen, parse_listen
 from .events import Hub
 from .models import Envelope
 from .store.base import Store
-from .store.sqlite import SQLiteStore
+from .store.select import open_store, parse_db, shown
 
 log = logging.getLogger(__name__)
 
@@ -307,9 +307,10 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--smtp", metavar="HOST:PORT",
                        help="send to a running mailnest over SMTP (default: $MAILNEST_SMTP or 127.0.0.1:1025)")
-    where.add_argument("--db", metavar="FILE", type=Path,
-                       help="write straight into this database file instead (no server needed; a server "
-                            "already running on the file will not announce the new messages)")
+    where.add_argument("--db", metavar="FILE|URL", type=parse_db,
+                       help="write straight into this database file, or PostgreSQL URL, instead (no server "
+                            "needed; a server already running on a SQLite file will not announce the new messages)")
+    parser.add_argument("--tenant", metavar="NAME", help="with a PostgreSQL --db: the tenant to write into")
     parser.add_argument("--from", dest="mail_from", metavar="ADDRESS",
                         help="envelope sender for every message (default: Return-Path, Sender or From)")
     parser.add_argument("--to", dest="rcpt_tos", action="append", metavar="ADDRESS",
@@ -325,8 +326,9 @@ def ingest_main(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.db is not None:
-            result = asyncio.run(_ingest_into_db(args.db, paths, args.mail_from, args.rcpt_tos))
-            where = str(args.db)
+            result = asyncio.run(_ingest_into_db(Config(db=args.db, tenant=args.tenant, max_messages=0), paths,
+                                                 args.mail_from, args.rcpt_tos))
+            where = shown(args.db)
         else:
             listen = _smtp_listen(args.smtp)
             where = str(listen)
@@ -351,10 +353,10 @@ def _smtp_listen(value: str | None) -> Listen:
     return parse_listen(value or os.environ.get("MAILNEST_SMTP") or _DEFAULT_SMTP, what="--smtp")
 
 
-async def _ingest_into_db(db: Path, paths: list[Path], mail_from: str | None,
+async def _ingest_into_db(config: Config, paths: list[Path], mail_from: str | None,
                           rcpt_tos: list[str] | None) -> ImportResult:
-    # No retention here: pruning is the server's job when it next opens the file with its own limits.
-    store = SQLiteStore(db, Hub(), max_messages=0)
+    # No retention here (max_messages=0): pruning is the server's job when it next opens the store with its limits.
+    store = open_store(config, Hub())
     await store.start()
     try:
         return await import_into_store(store, paths, mail_from=mail_from, rcpt_tos=rcpt_tos)

@@ -22,6 +22,11 @@ def is_database_url(db: object) -> bool:
     return isinstance(db, str) and bool(_URL.match(db))
 
 
+def parse_db(value: str) -> Path | str:
+    """A `--db` value: a PostgreSQL URL stays text, anything else is a SQLite file path."""
+    return value if is_database_url(value) else Path(value)
+
+
 def shown(db: Path | str | None) -> str:
     """The database as it may be logged or shown in the API: a URL loses its password."""
     if db is None:
