@@ -1,5 +1,11 @@
 """The hub: the store publishes what changed, every front door that cares subscribes.
 
+Each change is one frozen event object, one class per kind (as h11 does): its fields are typed, and its class
+says which of Mailpit's websocket types it is (`Event.type`), which is what subscriptions filter on. Every event
+also has a JSON form (`to_json` / `event_from_json`) so that nodes sharing a database can pass events to each
+other (PostgreSQL NOTIFY); a NOTIFY payload is small, so that form carries ids and uids and leaves rich payloads
+(a new message's Summary) optional for the receiving node to read again.
+
 Publishing never blocks and never fails: a subscriber that cannot keep up loses events and is told so
 (`Subscription.lagged`), so a slow websocket or a stuck IMAP IDLE never slows ingest.
 
@@ -14,26 +20,300 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
+
+from .models import Address, Stats, Summary
 
 log = logging.getLogger(__name__)
 
-# Mailpit's websocket event types, which the whole system uses.
-NEW = "new"  # data: Summary
-UPDATE = "update"  # data: {"ids": [...], "read": bool} or {"ids": [...], "tags": [...]} or {"ids": [...], "flags": ...}
-DELETE = "delete"  # data: {"ids": [...], "uids": [...]}
-PRUNE = "prune"  # data: {"ids": [...], "uids": [...]}  (retention)
-TRUNCATE = "truncate"  # data: None (everything deleted)
-STATS = "stats"  # data: Stats
-ERROR = "error"  # data: str
+# Mailpit's websocket event types, which the whole system uses (subscriptions filter on them).
+NEW = "new"  # MessageAdded
+UPDATE = "update"  # ReadChanged, TagsChanged, FlagsChanged, MessagesFiled, FolderRenamed
+DELETE = "delete"  # MessagesDeleted
+PRUNE = "prune"  # MessagesPruned (retention)
+TRUNCATE = "truncate"  # AllDeleted
+STATS = "stats"  # StatsChanged
+ERROR = "error"  # ErrorReported
+
+
+class EventError(ValueError):
+    """A JSON form that is no event (unknown kind, missing or mistyped field)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    type: str
-    data: Any = None
+    """What changed. `type` is Mailpit's websocket type of the kind, fixed per class; several kinds share one."""
+
+    type: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict that `event_from_json` turns back into an equal event."""
+        return {"event": type(self).__name__}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAdded(Event):
+    """A message was delivered (SMTP, the API, an import, or an IMAP APPEND/COPY to INBOX): the web UI lists it."""
+
+    type: ClassVar[str] = NEW
+    summary: Summary
+
+    @property
+    def id(self) -> str:
+        return self.summary.id
+
+    @property
+    def uid(self) -> int:
+        return self.summary.uid
+
+    def to_json(self, with_summary: bool = True) -> dict[str, Any]:
+        """Without the summary, the receiving node reads it again by `id` (see `needs_summary`)."""
+        out: dict[str, Any] = {"event": "MessageAdded", "id": self.summary.id, "uid": self.summary.uid}
+        if with_summary:
+            out["summary"] = summary_to_json(self.summary)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChanged(Event):
+    """These messages are now read (or unread); from the API, POP3 or IMAP's \\Seen."""
+
+    type: ClassVar[str] = UPDATE
+    ids: tuple[str, ...]
+    uids: tuple[int, ...]
+    read: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "ReadChanged", "ids": list(self.ids), "uids": list(self.uids), "read": self.read}
+
+
+@dataclass(frozen=True, slots=True)
+class TagsChanged(Event):
+    """These messages now carry exactly `tags`. `uids` may be empty: the API's set_tags knows only ids."""
+
+    type: ClassVar[str] = UPDATE
+    ids: tuple[str, ...]
+    tags: tuple[str, ...]
+    uids: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "TagsChanged", "ids": list(self.ids), "uids": list(self.uids), "tags": list(self.tags)}
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsChanged(Event):
+    """IMAP flags other than \\Seen changed: `flags[n]` is the whole new set of `uids[n]` (and `ids[n]`)."""
+
+    type: ClassVar[str] = UPDATE
+    ids: tuple[str, ...]
+    uids: tuple[int, ...]
+    flags: tuple[frozenset[str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "FlagsChanged", "ids": list(self.ids), "uids": list(self.uids),
+                "flags": [sorted(f) for f in self.flags]}
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesFiled(Event):
+    """New rows in an IMAP folder (COPY, MOVE, APPEND to a folder other than INBOX): only IMAP shows them."""
+
+    type: ClassVar[str] = UPDATE
+    ids: tuple[str, ...]
+    uids: tuple[int, ...]
+    folder: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "MessagesFiled", "ids": list(self.ids), "uids": list(self.uids), "folder": self.folder}
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRenamed(Event):
+    """An IMAP folder (and its subfolders) was renamed from `old` to `new`; `uids` are the messages that moved."""
+
+    type: ClassVar[str] = UPDATE
+    uids: tuple[int, ...]
+    old: str
+    new: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "FolderRenamed", "uids": list(self.uids), "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesDeleted(Event):
+    """Deleted on request (API, POP3, IMAP EXPUNGE or DELETE of a folder, a MOVE's sources)."""
+
+    type: ClassVar[str] = DELETE
+    ids: tuple[str, ...]
+    uids: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "MessagesDeleted", "ids": list(self.ids), "uids": list(self.uids)}
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesPruned(Event):
+    """Deleted by retention (the message limit or the age limit)."""
+
+    type: ClassVar[str] = PRUNE
+    ids: tuple[str, ...]
+    uids: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "MessagesPruned", "ids": list(self.ids), "uids": list(self.uids)}
+
+
+@dataclass(frozen=True, slots=True)
+class AllDeleted(Event):
+    """Every delivered message was deleted at once (IMAP folders keep theirs)."""
+
+    type: ClassVar[str] = TRUNCATE
+
+
+@dataclass(frozen=True, slots=True)
+class StatsChanged(Event):
+    """The counts Mailpit's UI shows in its header."""
+
+    type: ClassVar[str] = STATS
+    stats: Stats
+
+    def to_json(self) -> dict[str, Any]:
+        stats = self.stats
+        return {"event": "StatsChanged", "total": stats.total, "unread": stats.unread, "size": stats.size,
+                "tags": list(stats.tags)}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReported(Event):
+    """A problem the web UI shows as a notice; the fields of Mailpit's error event (`kind` is its "Type")."""
+
+    type: ClassVar[str] = ERROR
+    message: str
+    level: str = "error"
+    kind: str = ""
+    ip: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "ErrorReported", "message": self.message, "level": self.level, "kind": self.kind,
+                "ip": self.ip}
+
+
+# -- the JSON forms ---------------------------------------------------------------------------------------------
+
+
+def _address_json(address: Address) -> list[str]:
+    return [address.name, address.address]
+
+
+def summary_to_json(summary: Summary) -> dict[str, Any]:
+    """A Summary as plain JSON values; `summary_from_json` gives back an equal one."""
+    return {
+        "id": summary.id, "uid": summary.uid, "message_id": summary.message_id, "read": summary.read,
+        "from": _address_json(summary.from_) if summary.from_ is not None else None,
+        "to": [_address_json(a) for a in summary.to], "cc": [_address_json(a) for a in summary.cc],
+        "bcc": [_address_json(a) for a in summary.bcc], "reply_to": [_address_json(a) for a in summary.reply_to],
+        "subject": summary.subject, "created": summary.created.isoformat(), "size": summary.size,
+        "attachments": summary.attachments, "snippet": summary.snippet, "tags": list(summary.tags),
+        "folder": summary.folder,
+    }
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise EventError(f"event field {key!r}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _items(data: Mapping[str, Any], key: str, kind: type) -> tuple[Any, ...]:
+    values = _get(data, key, list)
+    if not all(isinstance(v, kind) and not (isinstance(v, bool) and kind is int) for v in values):
+        raise EventError(f"event field {key!r}: expected a list of {kind.__name__}, got {values!r}")
+    return tuple(values)
+
+
+def _address(value: Any) -> Address:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise EventError(f"an address is [name, address], not {value!r}")
+    return Address(value[0], value[1])
+
+
+def _addresses(data: Mapping[str, Any], key: str) -> tuple[Address, ...]:
+    return tuple(_address(v) for v in _get(data, key, list))
+
+
+def summary_from_json(data: Mapping[str, Any]) -> Summary:
+    """The Summary `summary_to_json` wrote (EventError when `data` is not one)."""
+    try:
+        created = datetime.fromisoformat(_get(data, "created", str))
+    except ValueError as exc:
+        raise EventError(f"summary field 'created': {exc}") from None
+    sender = data.get("from")
+    return Summary(
+        id=_get(data, "id", str), uid=_get(data, "uid", int), message_id=_get(data, "message_id", str),
+        read=_get(data, "read", bool), from_=None if sender is None else _address(sender),
+        to=_addresses(data, "to"), cc=_addresses(data, "cc"), bcc=_addresses(data, "bcc"),
+        reply_to=_addresses(data, "reply_to"), subject=_get(data, "subject", str), created=created,
+        size=_get(data, "size", int), attachments=_get(data, "attachments", int),
+        snippet=_get(data, "snippet", str), tags=_items(data, "tags", str), folder=_get(data, "folder", str))
+
+
+def needs_summary(data: Mapping[str, Any]) -> str | None:
+    """The id of the message whose Summary the receiving node must read to rebuild this MessageAdded (sent
+    without it), else None."""
+    if data.get("event") == "MessageAdded" and data.get("summary") is None:
+        return str(_get(data, "id", str))
+    return None
+
+
+def _message_added(data: Mapping[str, Any], summary: Summary | None) -> MessageAdded:
+    sent = data.get("summary")
+    if sent is not None:
+        return MessageAdded(summary_from_json(_get(data, "summary", dict)))
+    if summary is None:
+        raise EventError("a MessageAdded sent without its summary needs the summary read again (needs_summary)")
+    if summary.id != data.get("id"):
+        raise EventError(f"the summary given is of {summary.id!r}, the event of {data.get('id')!r}")
+    return MessageAdded(summary)
+
+
+def event_from_json(data: Mapping[str, Any], summary: Summary | None = None) -> Event:
+    """The event `Event.to_json` wrote. A MessageAdded written without its summary needs `summary`, read again
+    by the id `needs_summary` names. Raises EventError (a ValueError) for anything else."""
+    kind = data.get("event")
+    if kind == "MessageAdded":
+        return _message_added(data, summary)
+    if kind == "ReadChanged":
+        return ReadChanged(_items(data, "ids", str), _items(data, "uids", int), _get(data, "read", bool))
+    if kind == "TagsChanged":
+        return TagsChanged(_items(data, "ids", str), _items(data, "tags", str), _items(data, "uids", int))
+    if kind == "FlagsChanged":
+        flags = tuple(frozenset(_items({"flags": f}, "flags", str)) for f in _get(data, "flags", list))
+        event = FlagsChanged(_items(data, "ids", str), _items(data, "uids", int), flags)
+        if not len(event.ids) == len(event.uids) == len(event.flags):
+            raise EventError("FlagsChanged: ids, uids and flags must be as long as each other")
+        return event
+    if kind == "MessagesFiled":
+        return MessagesFiled(_items(data, "ids", str), _items(data, "uids", int), _get(data, "folder", str))
+    if kind == "FolderRenamed":
+        return FolderRenamed(_items(data, "uids", int), _get(data, "old", str), _get(data, "new", str))
+    if kind == "MessagesDeleted":
+        return MessagesDeleted(_items(data, "ids", str), _items(data, "uids", int))
+    if kind == "MessagesPruned":
+        return MessagesPruned(_items(data, "ids", str), _items(data, "uids", int))
+    if kind == "AllDeleted":
+        return AllDeleted()
+    if kind == "StatsChanged":
+        return StatsChanged(Stats(_get(data, "total", int), _get(data, "unread", int), _get(data, "size", int),
+                                  _items(data, "tags", str)))
+    if kind == "ErrorReported":
+        return ErrorReported(_get(data, "message", str), _get(data, "level", str), _get(data, "kind", str),
+                             _get(data, "ip", str))
+    raise EventError(f"not an event: {kind!r}")
 
 
 class Subscription:
@@ -118,7 +398,8 @@ class Hub:
         self._listeners: list[Callable[[Event], None]] = []
 
     def subscribe(self, maxsize: int = 1000, *, types: Iterable[str] | None = None) -> Subscription:
-        """A subscription to every event, or only to those of `types` (others are never offered to it)."""
+        """A subscription to every event, or only to those whose `Event.type` is one of `types` (Mailpit's type
+        strings, such as NEW; others are never offered to it)."""
         sub = Subscription(self, maxsize, frozenset(types) if types is not None else None)
         self._subscriptions.add(sub)
         self._changed()
@@ -146,14 +427,14 @@ class Hub:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def publish(self, type: str, data: Any = None) -> None:
-        event = Event(type, data)
+    def publish(self, event: Event) -> None:
+        """Hand `event` to every listener, then to the subscriptions that asked for its `type`."""
         for listener in self._listeners:
             try:
                 listener(event)
             except Exception:
-                log.exception("event listener failed on %s", type)
-        for sub in self._interested(type):
+                log.exception("event listener failed on %s", type(event).__name__)
+        for sub in self._interested(event.type):
             sub._offer(event)
 
     @property

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from mailnest.events import Event, Hub
+from mailnest.events import (
+    Event,
+    FlagsChanged,
+    FolderRenamed,
+    Hub,
+    MessageAdded,
+    MessagesDeleted,
+    MessagesFiled,
+    ReadChanged,
+)
 from mailnest.models import Envelope
 from mailnest.store.base import INBOX, FolderError
 from mailnest.store.sqlite import SQLiteStore
@@ -24,8 +33,8 @@ class Recorder:
         self.events: list[Event] = []
         hub.add_listener(self.events.append)
 
-    def take(self) -> list[tuple[str, dict[str, object]]]:
-        out = [(e.type, e.data if isinstance(e.data, dict) else {}) for e in self.events]
+    def take(self) -> list[Event]:
+        out = list(self.events)
         self.events.clear()
         return out
 
@@ -74,8 +83,8 @@ def test_flags_are_per_message_and_seen_is_read() -> None:
         message = await store.get((await store.list()).messages[0].id)
         assert message is not None and message.summary.read and set(message.flags) == set(result[uid])
         kinds = events.take()
-        assert ("update", {"ids": [message.id], "uids": [uid], "read": True}) in kinds
-        assert any(t == "update" and "flags" in d for t, d in kinds)
+        assert ReadChanged((message.id,), (uid,), True) in kinds
+        assert FlagsChanged((message.id,), (uid,), (result[uid],)) in kinds
         await store.set_read([message.id], False)  # the API's read state is \Seen
         assert (await store.imap_view(None, INBOX)).flags == [frozenset({"\\Flagged", "$Work"})]
         assert (await store.imap_store_flags([uid], "=", ["\\Draft"]))[uid] == frozenset({"\\Draft"})
@@ -101,10 +110,10 @@ def test_folders_and_subscriptions() -> None:
         assert (await store.imap_view("alice@example.com", "Jobs/2024")).uids == [uid]
         with pytest.raises(FolderError):
             await store.imap_rename_folder("alice@example.com", INBOX, "Old", "/")
-        events.take()
+        assert events.take()[-1] == FolderRenamed((uid,), "Work", "Jobs")  # the subfolder's message moved too
         await store.imap_delete_folder("alice@example.com", "Jobs/2024", "/")
-        (kind, data), = events.take()
-        assert kind == "delete" and data["uids"] == [uid]  # the folder's messages went with it
+        (gone,) = events.take()
+        assert isinstance(gone, MessagesDeleted) and gone.uids == (uid,)  # the folder's messages went with it
         assert (await store.imap_raw([uid])) == {}
         await store.imap_subscribe("alice@example.com", "Later", True)
         await store.imap_subscribe("alice@example.com", INBOX, True)
@@ -123,28 +132,29 @@ def test_append_copy_move_expunge_make_new_uids() -> None:
         when = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
         appended = await store.imap_append("alice@example.com", INBOX, MESSAGE, ["\\Flagged"], when)
         assert appended > first
-        assert [t for t, _ in events.take()] == ["new"]  # one insert: the flags are stored with the message
+        assert [type(e) for e in events.take()] == [MessageAdded]  # one insert: the flags go with the message
         box = await store.imap_view("alice@example.com", INBOX)
         assert box.uids == [first, appended] and box.created[1] == when.timestamp()
         assert box.flags[1] == frozenset({"\\Flagged"})
         pairs = await store.imap_copy([first, appended], "alice@example.com", "Keep")
         assert [old for old, _ in pairs] == [first, appended] and all(new > appended for _, new in pairs)
-        kinds = events.take()
-        assert kinds == [("update", {"ids": kinds[0][1]["ids"], "uids": [new for _, new in pairs], "folder": "Keep"})]
+        (filed,) = events.take()
+        assert isinstance(filed, MessagesFiled)
+        assert filed == MessagesFiled(filed.ids, tuple(new for _, new in pairs), "Keep")
         sources = {m.id for m in (await store.list()).messages}
-        assert len(set(kinds[0][1]["ids"])) == 2 and not sources & set(kinds[0][1]["ids"])  # the copies' own IDs
+        assert len(set(filed.ids)) == 2 and not sources & set(filed.ids)  # the copies' own IDs
         keep = await store.imap_view("alice@example.com", "Keep")
         assert keep.flags[1] == frozenset({"\\Flagged"})  # flags travel with the copy
         assert len((await store.list()).messages) == 2  # folder copies are not deliveries
         moved = await store.imap_copy([first], "alice@example.com", "Keep", move=True)
         assert (await store.imap_view("alice@example.com", INBOX)).uids == [appended]
-        assert [t for t, _ in events.take()] == ["delete", "update"]
+        assert [type(e) for e in events.take()] == [MessagesDeleted, MessagesFiled]
         back = await store.imap_copy([moved[0][1]], "alice@example.com", INBOX)
         assert (await store.imap_view("alice@example.com", INBOX)).uids == [appended, back[0][1]]
-        assert [t for t, _ in events.take()] == ["new"]
+        assert [type(e) for e in events.take()] == [MessageAdded]
         assert await store.imap_expunge([appended, 999]) == [appended]
-        (kind, data), = events.take()
-        assert kind == "delete" and data["uids"] == [appended]
+        (gone,) = events.take()
+        assert isinstance(gone, MessagesDeleted) and gone.uids == (appended,)
         assert await store.imap_uidnext() == back[0][1] + 1
         with pytest.raises(FolderError, match="TRYCREATE"):
             await store.imap_copy([back[0][1]], "alice@example.com", "Missing")

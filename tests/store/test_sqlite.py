@@ -82,14 +82,15 @@ def test_max_age_prunes_old_messages_and_says_so() -> None:
         seen: list[events.Event] = []
         store.hub.add_listener(seen.append)
         old = Envelope("a@example.com", ("b@example.com",), received=None)
-        await store.add(message("old"), old)
+        first = await store.add(message("old"), old)
         await asyncio.sleep(1.2)
         await store.add(message("new"), ENVELOPE)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and (await store.count()) != 1:
             await asyncio.sleep(0.1)
         assert [s.subject for s in (await store.list()).messages] == ["new"]
-        assert any(e.type == events.PRUNE for e in seen)
+        pruned = [e for e in seen if isinstance(e, events.MessagesPruned)]
+        assert [(e.ids, e.uids) for e in pruned] == [((first.id,), (first.uid,))]
 
     with_store(test, max_age=1.0)
 

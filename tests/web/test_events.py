@@ -41,22 +41,31 @@ def decoded(event: Event) -> list[dict[str, Any]]:
 
 
 def test_frames_follow_mailpit_shapes() -> None:
-    new = decoded(Event(events.NEW, summary()))
+    new = decoded(events.MessageAdded(summary()))
     assert new[0]["Type"] == "new" and new[0]["Data"]["ID"] == "abc" and new[0]["Data"]["Tags"] == ["t"]
-    assert decoded(Event(events.UPDATE, {"ids": ["a", "b"], "uids": [1, 2], "read": True})) == [
+    assert decoded(events.ReadChanged(("a", "b"), (1, 2), True)) == [
         {"Type": "update", "Data": {"ID": "a", "Read": True}}, {"Type": "update", "Data": {"ID": "b", "Read": True}}]
-    assert decoded(Event(events.UPDATE, {"ids": ["a"], "tags": ["x"]})) == [
-        {"Type": "update", "Data": {"ID": "a", "Tags": ["x"]}}]
-    assert decoded(Event(events.UPDATE, {"ids": ["a"], "uids": [1], "flags": {"1": ["\\Flagged"]}})) == []
-    assert decoded(Event(events.DELETE, {"ids": ["a"], "uids": [1]})) == [
-        {"Type": "delete", "Data": {"ID": "a", "IDs": ["a"]}}]
-    many = [str(i) for i in range(500)]
-    assert decoded(Event(events.DELETE, {"ids": many})) == [{"Type": "prune", "Data": {"IDs": many}}]
-    assert decoded(Event(events.UPDATE, {"ids": many, "read": True})) == [{"Type": "prune", "Data": None}]
-    assert decoded(Event(events.PRUNE, {"ids": ["a"], "uids": [1]})) == [{"Type": "prune", "Data": {"IDs": ["a"]}}]
-    assert decoded(Event(events.TRUNCATE)) == [{"Type": "truncate", "Data": None}]
-    assert decoded(Event(events.STATS, Stats(3, 1, 100)))[0]["Data"]["Total"] == 3
-    assert decoded(Event(events.ERROR, "disk full"))[0]["Data"]["Message"] == "disk full"
+    assert decoded(events.TagsChanged(("a",), ("x",))) == [{"Type": "update", "Data": {"ID": "a", "Tags": ["x"]}}]
+    assert decoded(events.FlagsChanged(("a",), (1,), (frozenset({"\\Flagged"}),))) == []
+    assert decoded(events.MessagesFiled(("a",), (1,), "Work")) == []
+    assert decoded(events.FolderRenamed((1,), "Work", "Jobs")) == []
+    assert decoded(events.MessagesDeleted(("a",), (1,))) == [{"Type": "delete", "Data": {"ID": "a", "IDs": ["a"]}}]
+    many = tuple(str(i) for i in range(500))
+    uids = tuple(range(500))
+    assert decoded(events.MessagesDeleted(many, uids)) == [{"Type": "prune", "Data": {"IDs": list(many)}}]
+    assert decoded(events.ReadChanged(many, uids, True)) == [{"Type": "prune", "Data": None}]
+    assert decoded(events.TagsChanged(many, ("x",), uids)) == [{"Type": "prune", "Data": None}]
+    # IMAP-only changes of many messages are still nothing of Mailpit's (the UI does not reload for them)
+    assert decoded(events.FlagsChanged(many, uids, (frozenset(),) * 500)) == []
+    assert decoded(events.MessagesPruned(("a",), (1,))) == [{"Type": "prune", "Data": {"IDs": ["a"]}}]
+    assert decoded(events.MessagesPruned(tuple(str(i) for i in range(5000)), tuple(range(5000)))) == [
+        {"Type": "prune", "Data": None}]
+    assert decoded(events.AllDeleted()) == [{"Type": "truncate", "Data": None}]
+    assert decoded(events.StatsChanged(Stats(3, 1, 100)))[0]["Data"]["Total"] == 3
+    assert decoded(events.ErrorReported("disk full")) == [
+        {"Type": "error", "Data": {"Level": "error", "Type": "", "IP": "", "Message": "disk full"}}]
+    assert decoded(events.ErrorReported("slow", level="warning", kind="too-slow", ip="::1")) == [
+        {"Type": "error", "Data": {"Level": "warning", "Type": "too-slow", "IP": "::1", "Message": "slow"}}]
 
 
 def test_batches_join_events_by_lines_within_a_size() -> None:
@@ -345,18 +354,20 @@ def test_hub_offers_each_event_only_to_subscribers_of_its_type() -> None:
         hub = events.Hub()
         news = hub.subscribe(types=(events.NEW,))
         everything = hub.subscribe()
-        hub.publish(events.UPDATE, {"ids": ["a"]})
-        hub.publish(events.NEW, "n")
-        assert (await news.get(timeout=1)) == Event(events.NEW, "n")
+        read = events.ReadChanged(("a",), (1,), True)
+        added = events.MessageAdded(summary("n"))
+        hub.publish(read)
+        hub.publish(added)
+        assert (await news.get(timeout=1)) is added
         assert news.get_nowait() is None
-        assert [everything.get_nowait(), everything.get_nowait()] == [
-            Event(events.UPDATE, {"ids": ["a"]}), Event(events.NEW, "n")]
+        assert [everything.get_nowait(), everything.get_nowait()] == [read, added]
         waiting = asyncio.ensure_future(news.get())
         await asyncio.sleep(0)
         news.close()  # a consumer waiting on a closed subscription is woken with None
         assert await asyncio.wait_for(waiting, 1) is None
-        hub.publish(events.NEW, "after close")
-        assert hub.subscriber_count == 1 and everything.get_nowait() == Event(events.NEW, "after close")
+        later = events.MessageAdded(summary("after close"))
+        hub.publish(later)
+        assert hub.subscriber_count == 1 and everything.get_nowait() is later
 
     asyncio.run(scenario())
 
@@ -368,12 +379,13 @@ def test_hub_publish_costs_one_append_per_subscriber() -> None:
     async def scenario() -> float:
         hub = events.Hub()
         subs = [hub.subscribe(maxsize=100) for _ in range(2000)]
+        sent = [events.MessageAdded(summary(str(i))) for i in range(200)]
         started = time.perf_counter()
-        for i in range(200):
-            hub.publish(events.NEW, i)
+        for event in sent:
+            hub.publish(event)
         elapsed = time.perf_counter() - started
         assert all(s.lagged and len(s._items) == 100 for s in subs)
-        assert subs[0].get_nowait() == Event(events.NEW, 0)
+        assert subs[0].get_nowait() is sent[0]
         return elapsed
 
     elapsed = asyncio.run(scenario())
@@ -389,22 +401,23 @@ def test_a_broadcast_renders_each_event_once_for_every_client() -> None:
         rendered: list[object] = []
 
         async def render(event: Event) -> list[str]:
-            rendered.append(event.data)
+            assert isinstance(event, events.MessageAdded)
+            rendered.append(event.id)
             await asyncio.sleep(0)  # as a store read would
-            return [f"message {event.data}"]
+            return [f"message {event.id}"]
 
         feed = events.Broadcast(hub, render, max_queue=10, types=(events.NEW,))
         clients = [feed.attach() for _ in range(500)]
         await asyncio.sleep(0)  # the pump subscribes
         for i in range(3):
-            hub.publish(events.NEW, i)
-        hub.publish(events.UPDATE, {"ids": ["x"]})  # not asked for: never rendered
+            hub.publish(events.MessageAdded(summary(str(i))))
+        hub.publish(events.ReadChanged(("x",), (9,), True))  # not asked for: never rendered
         got: dict[int, list[str]] = {}
         while any(len(got.get(n, [])) < 3 for n in range(len(clients))):
             for n, client in enumerate(clients):
                 if len(got.setdefault(n, [])) < 3:
                     got[n].extend(await feed.next_messages(client, timeout=5) or ())
-        assert rendered == [0, 1, 2]
+        assert rendered == ["0", "1", "2"]
         assert all(messages == ["message 0", "message 1", "message 2"] for messages in got.values())
         for client in clients:
             feed.detach(client)

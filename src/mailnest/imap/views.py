@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..events import STATS, Event, Hub
+from ..events import Event, Hub, StatsChanged
 from ..store.base import View
 
 
@@ -24,7 +24,7 @@ class Views:
         hub.add_listener(self._changed)
 
     def _changed(self, event: Event) -> None:
-        if event.type != STATS:
+        if not isinstance(event, StatsChanged):
             self.generation += 1
 
     async def get(self, login: str | None, folder: str) -> View:

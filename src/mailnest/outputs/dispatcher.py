@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from ..config import Config
-from ..events import NEW, Event, Hub
+from ..events import Event, Hub, MessageAdded
 from ..models import Summary
 from ..store.base import Store
 from .console import ConsoleOutput
@@ -117,8 +117,8 @@ class OutputDispatcher:
     def _on_event(self, event: Event) -> None:
         # Runs inside Hub.publish: only queue, never wait. Unbounded on purpose: a Summary is small and a
         # dropped event would be a message missing from the mailbox files.
-        if self._listening and event.type == NEW and isinstance(event.data, Summary) and self._inbox is not None:
-            self._inbox.put_nowait(event.data)
+        if self._listening and isinstance(event, MessageAdded) and self._inbox is not None:
+            self._inbox.put_nowait(event.summary)
 
     async def _fetch(self) -> None:
         assert self._inbox is not None

@@ -29,8 +29,7 @@ import httpx
 
 from .. import __version__
 from ..config import Config, ConfigError
-from ..events import NEW, Event, Hub
-from ..models import Summary
+from ..events import Event, Hub, MessageAdded
 from ..web import json as render
 
 log = logging.getLogger(__name__)
@@ -101,16 +100,16 @@ class WebhookDispatcher:
 
     def _on_event(self, event: Event) -> None:
         # Runs inside Hub.publish, on the ingest path: render once and queue, never wait.
-        if not self._listening or event.type != NEW or not isinstance(event.data, Summary):
+        if not self._listening or not isinstance(event, MessageAdded):
             return
-        body = json.dumps(render.summary(event.data), ensure_ascii=False).encode()
+        body = json.dumps(render.summary(event.summary), ensure_ascii=False).encode()
         for target in self._targets:
             if len(target.queue) >= self.queue_size:
                 target.dropped += 1
                 log.error("webhook %s: queue full (%d waiting), message %s NOT posted; %d refused so far",
-                          target.url, len(target.queue), event.data.id, target.dropped)
+                          target.url, len(target.queue), event.id, target.dropped)
                 continue
-            target.queue.append((event.data.id, body))
+            target.queue.append((event.id, body))
             target.wakeup.set()
 
     def _delay(self, attempt: int) -> float:

@@ -79,10 +79,10 @@ class SizeCache:
         self._sizes[uid] = size
 
     def on_event(self, event: Event) -> None:
-        if event.type in (events.DELETE, events.PRUNE) and isinstance(event.data, dict):
-            for uid in event.data.get("uids", ()):
+        if isinstance(event, (events.MessagesDeleted, events.MessagesPruned)):
+            for uid in event.uids:
                 self._sizes.pop(uid, None)
-        elif event.type == events.TRUNCATE:
+        elif isinstance(event, events.AllDeleted):
             self._sizes.clear()
 
     def __len__(self) -> int:

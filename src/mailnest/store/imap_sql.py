@@ -153,7 +153,7 @@ class ImapStoreMixin:
 
         deleted = await self._write(run)
         if deleted:
-            self.hub.publish(events.DELETE, deleted)
+            self.hub.publish(events.MessagesDeleted(tuple(deleted["ids"]), tuple(deleted["uids"])))
 
     async def imap_rename_folder(self, login: str | None, old: str, new: str, delimiter: str) -> None:
         owner = owner_of(login)
@@ -182,7 +182,7 @@ class ImapStoreMixin:
             return moved
 
         moved = await self._write(run)
-        self.hub.publish(events.UPDATE, {"ids": [], "uids": moved, "folder": new})
+        self.hub.publish(events.FolderRenamed(tuple(moved), old, new))
 
     async def imap_subscribe(self, login: str | None, name: str, subscribed: bool) -> None:
         owner = owner_of(login)
@@ -313,12 +313,11 @@ class ImapStoreMixin:
         for read in (True, False):
             hits = [(u, i) for u, i, read_changed, _ in changed if read_changed and (_SEEN in result[u]) == read]
             if hits:
-                self.hub.publish(events.UPDATE, {"ids": [i for _, i in hits], "uids": [u for u, _ in hits],
-                                                 "read": read})
+                self.hub.publish(events.ReadChanged(tuple(i for _, i in hits), tuple(u for u, _ in hits), read))
         others = [(u, i) for u, i, _, flags_changed in changed if flags_changed]
         if others:
-            self.hub.publish(events.UPDATE, {"ids": [i for _, i in others], "uids": [u for u, _ in others],
-                                             "flags": {str(u): sorted(result[u]) for u, _ in others}})
+            self.hub.publish(events.FlagsChanged(tuple(i for _, i in others), tuple(u for u, _ in others),
+                                                 tuple(result[u] for u, _ in others)))
         return result
 
     async def imap_expunge(self, uids: Sequence[int]) -> list[int]:
@@ -392,7 +391,7 @@ class ImapStoreMixin:
         pairs, summaries, deleted = await self._write(run)
         self._nudge_indexer()
         if deleted:
-            self.hub.publish(events.DELETE, deleted)
+            self.hub.publish(events.MessagesDeleted(tuple(deleted["ids"]), tuple(deleted["uids"])))
         self._announce(folder, [(new, id_) for _, new, id_ in pairs], summaries)
         return [(old, new) for old, new, _ in pairs]
 
@@ -402,10 +401,9 @@ class ImapStoreMixin:
             return
         if folder == INBOX:
             for summary in summaries:
-                self.hub.publish(events.NEW, summary)
+                self.hub.publish(events.MessageAdded(summary))
         else:
-            self.hub.publish(events.UPDATE, {"ids": [i for _, i in added], "uids": [u for u, _ in added],
-                                             "folder": folder})
+            self.hub.publish(events.MessagesFiled(tuple(i for _, i in added), tuple(u for u, _ in added), folder))
 
 
 def _uidnext(conn: sqlite3.Connection) -> int:

@@ -436,9 +436,8 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             self._writer_conn = None
 
     def _forget_tags_on_change(self, event: events.Event) -> None:
-        if (event.type == events.NEW and event.data.tags) or event.type in (
-                events.DELETE, events.PRUNE, events.TRUNCATE) or (
-                event.type == events.UPDATE and "tags" in event.data):
+        if (isinstance(event, events.MessageAdded) and event.summary.tags) or isinstance(event, (
+                events.MessagesDeleted, events.MessagesPruned, events.AllDeleted, events.TagsChanged)):
             self._tags_generation += 1
             self._tags = None
 
@@ -616,9 +615,9 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                     continue
                 if not item.future.done():
                     item.future.set_result(result)
-                self.hub.publish(events.NEW, result)
+                self.hub.publish(events.MessageAdded(result))
             if pruned:
-                self.hub.publish(events.PRUNE, pruned)
+                self.hub.publish(events.MessagesPruned(tuple(pruned["ids"]), tuple(pruned["uids"])))
 
     async def _index_when_idle(self) -> None:
         assert self._writer_pool is not None
@@ -816,7 +815,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
                 pruned = await self._write(self._prune_older, cutoff)
                 if pruned:
                     log.info("pruned %d message(s) older than the retention age", len(pruned["ids"]))
-                    self.hub.publish(events.PRUNE, pruned)
+                    self.hub.publish(events.MessagesPruned(tuple(pruned["ids"]), tuple(pruned["uids"])))
             except asyncio.CancelledError:
                 raise
             except StoreFullError as exc:
@@ -971,8 +970,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         changed = await self._write(run)
         if changed:
-            self.hub.publish(events.UPDATE, {"ids": [i for _, i in changed], "uids": [u for u, _ in changed],
-                                             "read": read})
+            self.hub.publish(events.ReadChanged(tuple(i for _, i in changed), tuple(u for u, _ in changed), read))
         return [i for _, i in changed]
 
     async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: str | None = None,
@@ -985,8 +983,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         changed = await self._write(run)
         if changed:
-            self.hub.publish(events.UPDATE, {"ids": [i for _, i in changed], "uids": [u for u, _ in changed],
-                                             "read": read})
+            self.hub.publish(events.ReadChanged(tuple(i for _, i in changed), tuple(u for u, _ in changed), read))
         return [i for _, i in changed]
 
     async def _delete_found(self, find: Callable[[sqlite3.Connection], builtins.list[tuple[int, str]]]
@@ -994,7 +991,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
         """Delete the (uid, id) rows `find` picks, in one transaction, and tell the hub."""
         deleted = await self._write(lambda conn: self._delete_rows(conn, find(conn)))
         if deleted:
-            self.hub.publish(events.DELETE, deleted)
+            self.hub.publish(events.MessagesDeleted(tuple(deleted["ids"]), tuple(deleted["uids"])))
         return deleted
 
     @staticmethod
@@ -1027,7 +1024,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
             return int(count)
 
         count = await self._write(run)
-        self.hub.publish(events.TRUNCATE, None)
+        self.hub.publish(events.AllDeleted())
         return count
 
     async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> builtins.list[str]:
@@ -1044,7 +1041,7 @@ class SQLiteStore(ImapStoreMixin, TagStoreMixin):
 
         changed = await self._write(run)
         if changed:
-            self.hub.publish(events.UPDATE, {"ids": changed, "tags": json.loads(tag_json)})
+            self.hub.publish(events.TagsChanged(tuple(changed), tuple(json.loads(tag_json))))
         return changed
 
 

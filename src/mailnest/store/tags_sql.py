@@ -86,8 +86,7 @@ class TagStoreMixin:
         for uid, id_, new in changed:
             groups.setdefault(new, []).append((uid, id_))
         for new, members in groups.items():
-            self.hub.publish(events.UPDATE, {"ids": [i for _, i in members], "uids": [u for u, _ in members],
-                                             "tags": list(new)})
+            self.hub.publish(events.TagsChanged(tuple(i for _, i in members), new, tuple(u for u, _ in members)))
         return [id_ for _, id_, _ in changed]
 
     async def rename_tag(self, old: str, new: str) -> list[str]:

@@ -26,11 +26,11 @@ class RuntimeCounters:
         hub.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        if event.type == events.NEW:
+        if isinstance(event, events.MessageAdded):
             self.accepted += 1
-            self.accepted_size += int(getattr(event.data, "size", 0) or 0)
-        elif event.type in (events.DELETE, events.PRUNE) and isinstance(event.data, dict):
-            self.deleted += len(event.data.get("ids") or ())
+            self.accepted_size += event.summary.size
+        elif isinstance(event, (events.MessagesDeleted, events.MessagesPruned)):
+            self.deleted += len(event.ids)
 
 
 class Application:
@@ -47,7 +47,7 @@ class Application:
     async def info(self, request: Request) -> Response:
         store = self.context.store
         stats = await store.stats()
-        tag_counts = await store.tag_counts()  # type: ignore[attr-defined]
+        tag_counts = await store.tag_counts()
         path = getattr(store, "path", "")
         counters = self.counters
         return JSONResponse({

@@ -349,7 +349,9 @@ class MailHog:
     # -- the live feed -------------------------------------------------------------------------------------
 
     async def _live_frames(self, event: events.Event) -> list[str]:
-        body = await self._render([event.data.id], wrap=lambda items: items[0] if items else None)
+        if not isinstance(event, events.MessageAdded):  # the feed subscribes to NEW only
+            return []
+        body = await self._render([event.id], wrap=lambda items: items[0] if items else None)
         return [] if body == b"null" else [body.decode()]
 
     async def websocket(self, websocket: WebSocket) -> None:

@@ -43,7 +43,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import __version__, events
 from ..events import SEND_TIMEOUT, Broadcast, Event, FeedClient, Hub
-from ..models import Summary
 from ..store.base import Store
 from . import json as render
 
@@ -65,36 +64,31 @@ RELOAD = frame(events.PRUNE, None)
 
 def frames(event: Event) -> list[str]:
     """Mailpit's websocket messages for one hub event (pure)."""
-    data = event.data
-    if event.type == events.NEW and isinstance(data, Summary):
-        return [frame(events.NEW, render.summary(data))]
-    if event.type == events.UPDATE and isinstance(data, dict):
-        ids: Sequence[str] = data.get("ids") or ()
-        if len(ids) > MAX_EVENTS_PER_CHANGE:
-            return [RELOAD]
-        if "read" in data:
-            return [frame(events.UPDATE, {"ID": i, "Read": bool(data["read"])}) for i in ids]
-        if "tags" in data:
-            return [frame(events.UPDATE, {"ID": i, "Tags": list(data["tags"])}) for i in ids]
-        return []  # IMAP flags and folders: not Mailpit's business
-    if event.type == events.DELETE and isinstance(data, dict):
-        deleted: Sequence[str] = data.get("ids") or ()
-        if len(deleted) > MAX_EVENTS_PER_CHANGE:
-            return [frame(events.PRUNE, {"IDs": list(deleted)})]
-        return [frame(events.DELETE, {"ID": i, "IDs": [i]}) for i in deleted]
-    if event.type == events.PRUNE:
-        pruned: Sequence[str] = (data.get("ids") if isinstance(data, dict) else None) or ()
-        small = 0 < len(pruned) <= 10 * MAX_EVENTS_PER_CHANGE
-        return [frame(events.PRUNE, {"IDs": list(pruned)} if small else None)]
-    if event.type == events.TRUNCATE:
-        return [frame(events.TRUNCATE, None)]
-    if event.type == events.STATS:
-        return [frame(events.STATS, render.stats(data.total, data.unread, __version__))] if data else []
-    if event.type == events.ERROR:
-        if isinstance(data, Mapping):
-            return [frame(events.ERROR, dict(data))]
-        return [frame(events.ERROR, {"Level": "error", "Type": "", "IP": "", "Message": str(data)})]
-    return []
+    match event:
+        case events.MessageAdded(summary=summary):
+            return [frame(events.NEW, render.summary(summary))]
+        case events.ReadChanged(ids=ids, read=read):
+            if len(ids) > MAX_EVENTS_PER_CHANGE:
+                return [RELOAD]
+            return [frame(events.UPDATE, {"ID": i, "Read": read}) for i in ids]
+        case events.TagsChanged(ids=ids, tags=tags):
+            if len(ids) > MAX_EVENTS_PER_CHANGE:
+                return [RELOAD]
+            return [frame(events.UPDATE, {"ID": i, "Tags": list(tags)}) for i in ids]
+        case events.MessagesDeleted(ids=deleted):
+            if len(deleted) > MAX_EVENTS_PER_CHANGE:
+                return [frame(events.PRUNE, {"IDs": list(deleted)})]
+            return [frame(events.DELETE, {"ID": i, "IDs": [i]}) for i in deleted]
+        case events.MessagesPruned(ids=pruned):
+            small = 0 < len(pruned) <= 10 * MAX_EVENTS_PER_CHANGE
+            return [frame(events.PRUNE, {"IDs": list(pruned)} if small else None)]
+        case events.AllDeleted():
+            return [frame(events.TRUNCATE, None)]
+        case events.StatsChanged(stats=stats):
+            return [frame(events.STATS, render.stats(stats.total, stats.unread, __version__))]
+        case events.ErrorReported(message=message, level=level, kind=kind, ip=ip):
+            return [frame(events.ERROR, {"Level": level, "Type": kind, "IP": ip, "Message": message})]
+    return []  # IMAP flags and folders: not Mailpit's business
 
 
 def batches(items: Sequence[str], limit: int = BATCH_BYTES) -> list[str]:
@@ -191,7 +185,7 @@ class LiveEvents:
         ]
 
     def _changed(self, event: Event) -> None:
-        if event.type == events.STATS:
+        if isinstance(event, events.StatsChanged):
             return
         self._stats = None
         if self.stream.clients and (self._stats_task is None or self._stats_task.done()):

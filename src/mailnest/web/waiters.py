@@ -168,10 +168,10 @@ class Waiters:
     def _on_event(self, event: events.Event) -> None:
         if not self._groups:
             return
-        if event.type == events.UPDATE:
+        if isinstance(event, events.MessageAdded):
+            self._on_new(event.summary)
+        elif event.type == events.UPDATE:  # read flags, tags, IMAP flags and folders
             self._due.update(self._on_update)
-        elif event.type == events.NEW:
-            self._on_new(event.data)
         if self._due and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._check(), name="mailnest-wait-check")
 
