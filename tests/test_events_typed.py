@@ -226,3 +226,15 @@ def test_every_event_the_store_publishes_is_typed_and_survives_the_wire(tmp_path
     assert filed.folder == "Work" and renamed == FolderRenamed(filed.uids, "Work", "Jobs")
     pruned = next(e for e in seen if isinstance(e, MessagesPruned))
     assert pruned.ids == (added[0].id,) and pruned.uids == (added[0].uid,)  # the oldest delivered message
+
+
+def test_a_summary_has_a_json_form_of_its_own() -> None:
+    """Summary.to_json/from_json (models): what MessageAdded carries; strict, since it comes from another node."""
+    for made in (summary(), summary("bare", from_=None, to=(), tags=(), folder="Work")):
+        assert Summary.from_json(json.loads(json.dumps(made.to_json()))) == made
+    good = summary().to_json()
+    for key, bad in (("uid", "7"), ("read", 1), ("from", ["x"]), ("tags", [1]), ("created", "soon")):
+        with pytest.raises(ValueError, match=repr(key) if key != "from" else "address"):
+            Summary.from_json({**good, key: bad})
+    with pytest.raises(ValueError, match="'subject'"):
+        Summary.from_json({k: v for k, v in good.items() if k != "subject"})

@@ -15,6 +15,27 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message says which and how to fix it."""
 
 
+_DATABASE_URL = re.compile(r"^postgres(?:ql)?://", re.I)
+TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # a PostgreSQL schema name that needs no quoting
+
+
+def is_database_url(db: object) -> bool:
+    """A PostgreSQL URL (`postgresql://` or `postgres://`) as `db`, as opposed to a SQLite file path."""
+    return isinstance(db, str) and bool(_DATABASE_URL.match(db))
+
+
+def _check_tenant(tenant: str | None, db: Path | str | None) -> None:
+    """Refuse a tenant name that is not a plain schema name, or a tenant without PostgreSQL."""
+    if tenant is None:
+        return
+    if not is_database_url(db):
+        raise ConfigError("--tenant needs a PostgreSQL --db (postgresql://...); a SQLite file holds one tenant: "
+                          "use one --db file per team instead")
+    if not TENANT.match(tenant):
+        raise ConfigError(f"--tenant {tenant!r}: use 1-63 lower-case letters, digits and _, starting with a "
+                          "letter or _ (it names a PostgreSQL schema)")
+
+
 @dataclass(frozen=True, slots=True)
 class Listen:
     host: str
@@ -170,9 +191,7 @@ class Config:
         for name in ("smtp_timeout", "data_timeout", "idle_timeout", "command_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be more than 0 seconds")
-        from .store.select import check_tenant
-
-        check_tenant(self.tenant, self.db)
+        _check_tenant(self.tenant, self.db)
 
     def replace(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]

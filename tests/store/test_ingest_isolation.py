@@ -147,14 +147,15 @@ def test_a_lone_surrogate_in_a_parsed_field_is_stored_cleaned_rather_than_refuse
             loop = asyncio.get_running_loop()
             item = sqlite_store._Pending(small("x"), Envelope("a@x.test", ("b@x.test",)), (), False,
                                          loop.create_future())
-            row, body, fts, mailboxes, summary = store._prepare(item)
-            item.prepared = ((*row[:2], "caf\udce9", *row[3:]), body, fts, mailboxes, summary)
+            prepared = sqlite_store.prepare(item.raw, item.envelope)
+            item.prepared = prepared._replace(row={**prepared.row, "subject": "caf\udce9"})
             other = sqlite_store._Pending(small("y"), Envelope("a@x.test", ("b@x.test",)), (), False,
                                           loop.create_future())
-            other.prepared = store._prepare(other)
-            assert store._queue is not None
-            store._queue.put_nowait(item)
-            store._queue.put_nowait(other)
+            other.prepared = sqlite_store.prepare(other.raw, other.envelope)
+            queue = store.ingest.queue
+            assert queue is not None
+            queue.put_nowait(item)
+            queue.put_nowait(other)
             await asyncio.gather(item.future, other.future)
             assert {m.subject for m in (await store.list()).messages} == {"café", "y"}
         finally:

@@ -19,8 +19,8 @@ from mailnest.events import NEW, Event, Hub
 from mailnest.models import Envelope
 from mailnest.search import QueryError
 from mailnest.store import schema
-from mailnest.store import sqlite as sqlite_store
 from mailnest.store.sqlite import SQLiteStore
+from mailnest.store.sqlite.indexer import Indexer
 
 GREETING = (
     b"From: =?utf-8?q?Anna_M=C3=BCller?= <anna@example.com>\r\n"
@@ -157,7 +157,7 @@ def test_a_message_is_searchable_from_its_commit_and_a_flood_indexes_as_it_goes(
     its search row is still pending unless unindexed text is over the limit (a flood the idle indexer cannot
     keep up with), in which case the same transaction indexed as much as it added."""
     if flood:
-        monkeypatch.setattr(sqlite_store, "_PENDING_MAX_CHARS", 0)
+        monkeypatch.setattr(Indexer, "pending_max_chars", 0)
 
     async def main() -> None:
         store = SQLiteStore(tmp_path / "mail.db", Hub())

@@ -138,3 +138,59 @@ def test_a_mailbox_can_be_a_whole_domain() -> None:
         assert await store.count(mailbox="alice@t1.test") == 1
 
     with_store(test)
+
+
+def test_every_column_is_named_once_and_every_summary_field_is_stored(tmp_path: Path) -> None:
+    """The column tables (rows are built and decoded from them) agree with the real table and with Summary: a
+    column added in a migration but not here, or a Summary field with no column, fails."""
+    import dataclasses
+    import sqlite3
+
+    from mailnest.models import Summary
+    from mailnest.store import sqlite as sqlite_store
+
+    async def test(store: SQLiteStore) -> None:
+        await store.add(message("x"), ENVELOPE)
+
+    with_store(test, tmp_path / "mail.db")
+    conn = sqlite3.connect(tmp_path / "mail.db")
+    try:
+        columns = {table: [r[1] for r in conn.execute(f"PRAGMA table_info({table})")] for table in ("messages",
+                                                                                                  "bodies")}
+    finally:
+        conn.close()
+    assert sorted(("uid", *sqlite_store.MESSAGE_COLUMNS)) == sorted(columns["messages"])
+    assert sorted(sqlite_store.BODY_COLUMNS) == sorted(columns["bodies"])
+    assert sorted(field for _, field, *_ in sqlite_store.SUMMARY_FIELDS) == sorted(
+        f.name for f in dataclasses.fields(Summary))
+
+
+def test_the_names_other_code_imports_from_the_sqlite_module_still_import() -> None:
+    """The package replaced one module: what the PostgreSQL backend and the benchmarks import from it is still
+    there, and `SQLiteStore._prepare` still gives the positional rows they read (the same values as the named
+    rows, in the old column order)."""
+    from datetime import UTC, datetime
+
+    from mailnest.store import sqlite as sqlite_store
+    from mailnest.store.imap_sql import _flag_text, _flags
+
+    for name in ("_SUMMARY_COLUMNS", "_SUMMARY_WIDTH", "_parse_or_empty", "envelope_from_json", "envelope_to_json",
+                 "summary_from_row", "_utc", "PREPARE_ON_LOOP_UP_TO", "BODIES_KEPT_UP_TO", "SQLiteStore", "new_id",
+                 "_bcc", "_Pending", "_Prepared", "mailbox_clause", "_faithful_prepared", "_attachment_json"):
+        assert hasattr(sqlite_store, name), name
+    assert _flags(1, "$Work") == frozenset({"\\Seen", "$Work"}) and _flag_text({"\\Seen", "b", "a"}) == "a b"
+    assert SQLiteStore._view(None, "")[0] == "m.folder = '' AND m.owner = ''"
+
+    raw = (b"From: Anna <anna@example.com>\r\nTo: to@example.com\r\nSubject: hello\r\n"
+           b"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\nbody\r\n")
+    envelope = Envelope("From@Example.com", ("to@example.com", "hidden@example.com"),
+                        received=datetime(2026, 1, 2, tzinfo=UTC), auth_user="anna")
+    item = sqlite_store._Pending(raw, envelope, ("t",), True, None)  # type: ignore[arg-type]
+    row, body, fts, mailboxes, summary = SQLiteStore._prepare(None, item)  # type: ignore[arg-type]
+    assert row[1:] == ("", "hello", '[["Anna","anna@example.com"]]', '[["","to@example.com"]]', "[]",
+                       '[["","hidden@example.com"]]', "[]", envelope.received.timestamp(),
+                       datetime(2026, 1, 1, tzinfo=UTC).timestamp(), len(raw), 0, 0, "body", 1, '["t"]',
+                       "from@example.com", "anna", row[-1])
+    assert sqlite_store.envelope_from_json(row[-1]) == envelope
+    assert body[:3] == (raw, "body\r\n", "") and mailboxes == ["hidden@example.com", "to@example.com"]
+    assert summary.subject == "hello" and summary.tags == ("t",) and len(fts) == len(sqlite_store.search.FTS_COLUMNS)

@@ -112,7 +112,7 @@ class OutputDispatcher:
             self._workers = [_Worker(output, self._executor) for output in self.outputs]
         self._fetcher = asyncio.get_running_loop().create_task(self._fetch(), name="mailnest-output-fetch")
         self._listening = True
-        self.hub.add_listener(self._on_event)
+        self.hub.add_listener(self._on_event, local_only=True)
 
     def _on_event(self, event: Event) -> None:
         # Runs inside Hub.publish: only queue, never wait. Unbounded on purpose: a Summary is small and a

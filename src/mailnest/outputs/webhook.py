@@ -95,7 +95,7 @@ class WebhookDispatcher:
             target.task = loop.create_task(self._run(target), name=f"mailnest-webhook-{url}")
             self._targets.append(target)
         self._listening = True
-        self.hub.add_listener(self._on_event)
+        self.hub.add_listener(self._on_event, local_only=True)
         log.info("webhooks: posting every new message to %s", ", ".join(self.urls))
 
     def _on_event(self, event: Event) -> None:

@@ -17,11 +17,13 @@ import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..events import Hub
 from ..models import Envelope, Message, Page, Stats, Summary
-from ..tags import TagRule
+
+if TYPE_CHECKING:  # tags imports config, whose defaults check a tenant through store.select, which imports us
+    from ..tags import TagRule
 
 Query = str | Sequence[str]
 

@@ -5,21 +5,12 @@ Front doors never import a backend; the runtime asks this module for a `Store`."
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, is_database_url
 from ..events import Hub
 from .base import Store
-
-_URL = re.compile(r"^postgres(?:ql)?://", re.I)
-TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # a PostgreSQL schema name that needs no quoting
-
-
-def is_database_url(db: object) -> bool:
-    """A PostgreSQL URL (`postgresql://` or `postgres://`), as opposed to a SQLite file path."""
-    return isinstance(db, str) and bool(_URL.match(db))
 
 
 def parse_db(value: str) -> Path | str:
@@ -39,18 +30,6 @@ def shown(db: Path | str | None) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def check_tenant(tenant: str | None, db: Path | str | None) -> None:
-    """Refuse a tenant name that is not a plain schema name, or a tenant without PostgreSQL."""
-    if tenant is None:
-        return
-    if not is_database_url(db):
-        raise ConfigError("--tenant needs a PostgreSQL --db (postgresql://...); a SQLite file holds one tenant: "
-                          "use one --db file per team instead")
-    if not TENANT.match(tenant):
-        raise ConfigError(f"--tenant {tenant!r}: use 1-63 lower-case letters, digits and _, starting with a "
-                          "letter or _ (it names a PostgreSQL schema)")
 
 
 def open_store(config: Config, hub: Hub) -> Store:

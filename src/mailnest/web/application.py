@@ -23,7 +23,7 @@ class RuntimeCounters:
         self.accepted = 0
         self.accepted_size = 0
         self.deleted = 0
-        hub.add_listener(self._on_event)
+        hub.add_listener(self._on_event, local_only=True)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, events.MessageAdded):
