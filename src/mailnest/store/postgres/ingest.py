@@ -1,0 +1,220 @@
+"""Group commit for PostgresStore: concurrent `add()` calls share one transaction, and each returns only after
+that COMMIT (so the SMTP 250 follows it).
+
+A message is parsed before it is queued (a small one on the loop, a large one in a parse thread), with exactly
+SQLiteStore's parse-and-prepare path, so both backends store the same fields. One writer task takes everything
+queued, inserts the batch in one transaction (uids drawn from the sequence in one round trip, rows inserted with
+pipelined executemany), applies the tag rules, prunes beyond max_messages, NOTIFYs, commits, and only then
+resolves each `add()`. A batch that fails is retried a message at a time, so one bad message fails alone; a
+database that is down fails the batch at once (StoreUnavailableError) without retrying it message by message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ... import events, search
+from ...models import Envelope, Summary
+from ..base import StoreFullError, StoreUnavailableError
+from ..faithful import faithful_text
+from ..sqlite.prepare import PREPARE_ON_LOOP_UP_TO, _Prepared
+from ..sqlite.prepare import prepare as prepare_rows
+from .errors import store_error
+
+if TYPE_CHECKING:
+    from .store import Tx
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_BATCH_MAX_MESSAGES = 500
+_BATCH_MAX_BYTES = 64 * 1024 * 1024
+_PARSE_THREADS = 2
+# SQLiteStore's parse-and-prepare path (sqlite/prepare.py), shared so both backends store the same fields. Its
+# rows are dicts by column name: `messages` (all but uid, folder, owner, flags) and `bodies` (all but uid).
+Prepared = _Prepared
+INSERT_SEARCH = (f"INSERT INTO search_index (uid, {', '.join(search.CONTENT_COLUMNS)}) "
+                 f"VALUES (%s{', %s' * len(search.CONTENT_COLUMNS)})")
+INSERT_RECIPIENT = "INSERT INTO recipients (mailbox, uid) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    """An INSERT of named parameters (a dict by column name, as the prepared rows are)."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f'%({c})s' for c in columns)})"
+
+
+@dataclass(slots=True)
+class Item:
+    """One message to store: the shape SQLiteStore._prepare reads."""
+
+    raw: bytes
+    envelope: Envelope
+    tags: tuple[str, ...] = ()
+    read: bool = False
+    future: asyncio.Future[Summary] | None = None
+    prepared: Prepared | None = field(default=None, repr=False)
+
+
+def _text(value: Any) -> Any:
+    """A value PostgreSQL text accepts: no lone surrogate (faithful_text) and no NUL, which text cannot hold."""
+    if isinstance(value, str):
+        value = faithful_text(value)
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+    return value
+
+
+def prepare(item: Item) -> Prepared:
+    """SQLiteStore's rows for one message, cleaned for PostgreSQL text."""
+    prepared = prepare_rows(item.raw, item.envelope, item.tags, item.read)
+    return prepared._replace(row={k: _text(v) for k, v in prepared.row.items()},
+                             body={k: _text(v) for k, v in prepared.body.items()},
+                             fts=tuple(map(_text, prepared.fts)), mailboxes=[_text(m) for m in prepared.mailboxes])
+
+
+class IngestMixin:
+    """Mixed into PostgresStore."""
+
+    if TYPE_CHECKING:
+        _closed: bool
+
+        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True) -> T: ...
+        async def _tag_after_insert(self, tx: Tx, uid: int, summary: Summary) -> Summary: ...
+        async def _prune_excess(self, tx: Tx) -> None: ...
+
+    def _init_ingest(self) -> None:
+        self._parse_pool: ThreadPoolExecutor | None = None
+        self._queue: asyncio.Queue[Item | None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._parsing = 0
+        self._parsed = asyncio.Event()
+
+    def _start_ingest(self) -> None:
+        self._parse_pool = ThreadPoolExecutor(_PARSE_THREADS, thread_name_prefix="mailnest-parse")
+        self._queue = asyncio.Queue()
+        self._parsed = asyncio.Event()
+        self._writer_task = asyncio.create_task(self._write_loop(), name="mailnest-postgres-writer")
+
+    async def _stop_ingest(self) -> None:
+        if self._writer_task is not None and self._queue is not None:
+            # Messages queued (or being parsed) are stored first: their clients wait for a 250.
+            while self._parsing:
+                self._parsed.clear()
+                await self._parsed.wait()
+            self._queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await self._writer_task
+        if self._parse_pool is not None:
+            self._parse_pool.shutdown(wait=True)
+
+    async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary:
+        if self._closed or self._queue is None:
+            raise RuntimeError("the store is closed")
+        loop = asyncio.get_running_loop()
+        item = Item(bytes(raw), envelope, tuple(tags), read, loop.create_future())
+        if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
+            item.prepared = prepare(item)  # tens of microseconds: less than a hand-off to a thread
+        else:
+            self._parsing += 1
+            try:
+                item.prepared = await self.prepare_off_loop(item)
+            finally:
+                self._parsing -= 1
+                if not self._parsing:
+                    self._parsed.set()
+        self._queue.put_nowait(item)
+        assert item.future is not None
+        return await item.future
+
+    async def prepare_off_loop(self, item: Item) -> Prepared:
+        assert self._parse_pool is not None
+        return await asyncio.get_running_loop().run_in_executor(self._parse_pool, prepare, item)
+
+    @staticmethod
+    async def _insert_prepared(tx: Tx, prepared: Sequence[Prepared], *, folder: str = "", owner: str = "",
+                               flags: str = "") -> builtins.list[int]:
+        """Write prepared messages; returns their uids, in order. Delivered mail (folder '') is also filed under
+        each envelope recipient's mailbox; IMAP folder rows are not."""
+        rows = await tx.all("SELECT nextval('uid_seq') FROM generate_series(1, %s)", (len(prepared),))
+        uids = sorted(int(r[0]) for r in rows)
+        pairs = list(zip(uids, prepared, strict=True))
+        filing = ("folder", "owner", "flags")  # the insert's, not the parse's
+        message_columns = ["uid", *(c for c in prepared[0].row if c not in filing), *filing]
+        body_columns = ["uid", *prepared[0].body]
+        async with tx.conn.cursor() as cur:
+            await cur.executemany(_insert("messages", message_columns),
+                                  [{**p.row, "uid": uid, "folder": folder, "owner": owner, "flags": flags}
+                                   for uid, p in pairs])
+            await cur.executemany(_insert("bodies", body_columns),
+                                  [{**p.body, "uid": uid} for uid, p in pairs])
+            await cur.executemany(INSERT_SEARCH, [(uid, *p.fts) for uid, p in pairs])
+            recipients = [] if folder else [(mb, uid) for uid, p in pairs for mb in p.mailboxes]
+            if recipients:
+                await cur.executemany(INSERT_RECIPIENT, recipients)
+        tx.added += uids
+        return uids
+
+    async def _insert_batch(self, tx: Tx, batch: Sequence[Item]) -> builtins.list[Summary]:
+        prepared = [item.prepared or prepare(item) for item in batch]
+        uids = await self._insert_prepared(tx, prepared)
+        summaries = []
+        for uid, prepared_one in zip(uids, prepared, strict=True):
+            summary = replace(await self._tag_after_insert(tx, uid, prepared_one.summary), uid=uid)
+            summaries.append(summary)
+            tx.emit(events.MessageAdded(summary))
+        await self._prune_excess(tx)
+        return summaries
+
+    async def _commit_batch(self, batch: builtins.list[Item]) -> builtins.list[Summary | BaseException]:
+        """The batch in one transaction; if that fails for a reason of its own, each message in its own."""
+        try:
+            return builtins.list(await self._write(lambda tx: self._insert_batch(tx, batch)))
+        except Exception as exc:
+            error = store_error(exc)
+            if isinstance(error, (StoreFullError, StoreUnavailableError)) or len(batch) == 1:
+                if len(batch) == 1 and error is exc:
+                    log.warning("could not store a %d-byte message from %r: %s", len(batch[0].raw),
+                                batch[0].envelope.peer, exc)
+                return [error] * len(batch)
+            log.warning("storing a batch of %d messages failed (%s); storing them one at a time", len(batch), exc)
+        results: list[Summary | BaseException] = []
+        for item in batch:
+            results += await self._commit_batch([item])
+        return results
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            size = len(first.raw)
+            while len(batch) < _BATCH_MAX_MESSAGES and size < _BATCH_MAX_BYTES and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+                size += len(item.raw)
+            try:
+                results = await self._commit_batch(batch)
+            except Exception as exc:  # the writer itself failed (not one message): every message of it fails
+                log.exception("storing %d message(s) failed", len(batch))
+                results = [exc] * len(batch)
+            for item, result in zip(batch, results, strict=True):
+                assert item.future is not None
+                if item.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
