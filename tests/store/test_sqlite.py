@@ -167,9 +167,7 @@ def test_every_column_is_named_once_and_every_summary_field_is_stored(tmp_path: 
 
 def test_the_names_other_code_imports_from_the_sqlite_module_still_import() -> None:
     """The package replaced one module: what the PostgreSQL backend and the benchmarks import from it is still
-    there, and `SQLiteStore._prepare` still gives the positional rows they read (the same values as the named
-    rows, in the old column order)."""
-    from datetime import UTC, datetime
+    there."""
 
     from mailnest.store import sqlite as sqlite_store
     from mailnest.store.imap_sql import _flag_text, _flags
@@ -181,16 +179,3 @@ def test_the_names_other_code_imports_from_the_sqlite_module_still_import() -> N
     assert _flags(1, "$Work") == frozenset({"\\Seen", "$Work"}) and _flag_text({"\\Seen", "b", "a"}) == "a b"
     assert SQLiteStore._view(None, "")[0] == "m.folder = '' AND m.owner = ''"
 
-    raw = (b"From: Anna <anna@example.com>\r\nTo: to@example.com\r\nSubject: hello\r\n"
-           b"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\nbody\r\n")
-    envelope = Envelope("From@Example.com", ("to@example.com", "hidden@example.com"),
-                        received=datetime(2026, 1, 2, tzinfo=UTC), auth_user="anna")
-    item = sqlite_store._Pending(raw, envelope, ("t",), True, None)  # type: ignore[arg-type]
-    row, body, fts, mailboxes, summary = SQLiteStore._prepare(None, item)  # type: ignore[arg-type]
-    assert row[1:] == ("", "hello", '[["Anna","anna@example.com"]]', '[["","to@example.com"]]', "[]",
-                       '[["","hidden@example.com"]]', "[]", envelope.received.timestamp(),
-                       datetime(2026, 1, 1, tzinfo=UTC).timestamp(), len(raw), 0, 0, "body", 1, '["t"]',
-                       "from@example.com", "anna", row[-1])
-    assert sqlite_store.envelope_from_json(row[-1]) == envelope
-    assert body[:3] == (raw, "body\r\n", "") and mailboxes == ["hidden@example.com", "to@example.com"]
-    assert summary.subject == "hello" and summary.tags == ("t",) and len(fts) == len(sqlite_store.search.FTS_COLUMNS)

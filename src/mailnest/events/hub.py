@@ -50,12 +50,18 @@ class Subscription:
             self._waiter = None
 
     async def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None on timeout or after close."""
+        """The next event, or None on timeout or after close.
+
+        The waiter is in place before this first yields to the loop: `wait_for` runs a coroutine as a task that
+        starts a turn later, and an event offered in that turn would have found no waiter to wake."""
         if not self._items and not self._closed:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(self._wait(), timeout)
+                await asyncio.wait_for(waiter, timeout)
             except TimeoutError:
-                return None
+                pass
+            finally:
+                self._waiter = None
         return self.get_nowait()
 
     def get_nowait(self) -> Event | None:

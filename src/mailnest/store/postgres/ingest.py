@@ -52,7 +52,7 @@ def _insert(table: str, columns: Sequence[str]) -> str:
 
 @dataclass(slots=True)
 class Item:
-    """One message to store: the shape SQLiteStore._prepare reads."""
+    """One message to store, as sqlite/prepare.py takes it."""
 
     raw: bytes
     envelope: Envelope

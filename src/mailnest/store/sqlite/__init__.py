@@ -47,7 +47,6 @@ from .prepare import (
 from .rows import (
     _INSERT_BODY,
     _INSERT_MESSAGE,
-    _LEGACY_ROW,
     _MESSAGE_EXTRA,
     _SUMMARY_COLUMNS,
     _SUMMARY_DECODE,
@@ -95,7 +94,6 @@ __all__ = [
     "_INDEX_CHUNK_ROWS",
     "_INSERT_BODY",
     "_INSERT_MESSAGE",
-    "_LEGACY_ROW",
     "_MESSAGE_EXTRA",
     "_NUDGE",
     "_PARSE_THREADS",

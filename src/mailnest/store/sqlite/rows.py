@@ -98,10 +98,6 @@ def _insert(table: str, columns: Sequence[str]) -> str:
 
 
 _INSERT_MESSAGE = _insert("messages", MESSAGE_COLUMNS)
-# The order of the positional rows `SQLiteStore._prepare` still returns, for the PostgreSQL backend.
-_LEGACY_ROW = ("id", "message_id", "subject", "from_json", "to_json", "cc_json", "bcc_json", "reply_to_json",
-               "created", "sent", "size", "attachments", "inline", "snippet", "read", "tags", "mail_from",
-               "auth_user", "envelope_json")
 _INSERT_BODY = _insert("bodies", BODY_COLUMNS)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ...events import Hub
 from ...models import Envelope, Summary
@@ -21,10 +20,8 @@ from .connections import Connections
 from .imap import ImapMethods
 from .indexer import Indexer
 from .ingest import Ingest
-from .prepare import _Pending, prepare
 from .reads import ReadMethods
 from .retention import Retention
-from .rows import _LEGACY_ROW, BODY_COLUMNS
 from .tags import TagCache, TagMethods, TagRules
 from .views import view
 from .writes import Writer
@@ -97,9 +94,3 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods):
 
     _view = staticmethod(view)  # benchmarks/search_bench.py
 
-    def _prepare(self, item: _Pending) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, ...], list[str], Summary]:
-        """The rows of `prepare` in the positional shape they had before columns were named (the PostgreSQL
-        backend calls this, unbound, until it moves to prepare.prepare); nothing here uses it."""
-        prepared = prepare(item.raw, item.envelope, item.tags, item.read)
-        return (tuple(prepared.row[c] for c in _LEGACY_ROW), tuple(prepared.body[c] for c in BODY_COLUMNS[1:]),
-                prepared.fts, prepared.mailboxes, prepared.summary)
