@@ -99,6 +99,10 @@ def test_the_team_instance_section_works_as_printed(postgres_server, tmp_path: P
     for address in http:
         wait_until(lambda a=address: ready(f"http://{a}/readyz"), f"the node on {address}")
 
+    # The password stays out of the API and the logs.
+    info = httpx.get(f"http://{http[0]}/api/v1/info", timeout=10).json()
+    assert info["Database"] == env["MAILNEST_DB"].replace(":change-me@", ":***@"), info
+
     # 3. HAProxy with the README's configuration, then the README's check through it.
     assert haproxy_cfg.startswith("# haproxy.cfg\n")
     (tmp_path / "haproxy.cfg").write_text(haproxy_cfg)
@@ -140,4 +144,5 @@ def test_the_team_instance_section_works_as_printed(postgres_server, tmp_path: P
                       .json()["messages"])
     assert subjects == ["after the kill 0", "after the kill 1", "after the kill 2", "through the balancer"]
     for log in tmp_path.glob("node*.log"):
-        assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text and "change-me" not in text, text

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__, events
+from ..config import is_database_url
 from ..events import Event, Hub
+from ..store.select import shown
 from .api import Context
 
 
@@ -48,13 +50,15 @@ class Application:
         store = self.context.store
         stats = await store.stats()
         tag_counts = await store.tag_counts()
-        path = getattr(store, "path", "")
+        db = self.context.config.db
+        # A SQLite file (the temporary one's path when there is no --db), or a PostgreSQL URL without its password.
+        path = getattr(store, "path", "") if db is None or not is_database_url(db) else ""
         counters = self.counters
         return JSONResponse({
             "Version": __version__,
             "LatestVersion": "",
-            "Database": str(path),
-            "DatabaseSize": _file_size(path),
+            "Database": str(path) if path else shown(db),
+            "DatabaseSize": _file_size(path) if path else 0,
             "Messages": stats.total,
             "Unread": stats.unread,
             "Tags": tag_counts,
