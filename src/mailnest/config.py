@@ -16,7 +16,12 @@ class ConfigError(ValueError):
 
 
 _DATABASE_URL = re.compile(r"^postgres(?:ql)?://", re.I)
-TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # a PostgreSQL schema name that needs no quoting
+# A PostgreSQL schema name that needs no quoting, short enough that the NOTIFY channel `mailnest_<name>` fits
+# PostgreSQL's 63 bytes.
+TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,53}$")
+# Schema names a tenant may not take: the store's own default (the mail of every node without --tenant),
+# PostgreSQL's own (pg_*, information_schema; pg_dump leaves the catalogs out) and `public` (other apps' tables).
+_RESERVED_TENANTS = re.compile(r"^(mailnest|public|information_schema|pg_.*)$")
 
 
 def is_database_url(db: object) -> bool:
@@ -31,9 +36,20 @@ def _check_tenant(tenant: str | None, db: Path | str | None) -> None:
     if not is_database_url(db):
         raise ConfigError("--tenant needs a PostgreSQL --db (postgresql://...); a SQLite file holds one tenant: "
                           "use one --db file per team instead")
+    problem = tenant_problem(tenant)
+    if problem:
+        raise ConfigError(f"--tenant {problem}")
+
+
+def tenant_problem(tenant: str) -> str | None:
+    """Why `tenant` cannot name a tenant's schema, or None when it can."""
     if not TENANT.match(tenant):
-        raise ConfigError(f"--tenant {tenant!r}: use 1-63 lower-case letters, digits and _, starting with a "
-                          "letter or _ (it names a PostgreSQL schema)")
+        return (f"{tenant!r}: use 1-54 lower-case letters, digits and _, starting with a letter or _ (it names a "
+                "PostgreSQL schema)")
+    if _RESERVED_TENANTS.match(tenant):
+        return (f"{tenant!r} is reserved: 'mailnest' is the mail of nodes without --tenant, and public, "
+                "information_schema and pg_* belong to PostgreSQL; choose another name")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

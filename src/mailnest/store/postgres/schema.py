@@ -112,6 +112,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
+DATABASE_MIGRATE_LOCK = "mailnest:migrate"  # shared by every tenant of a database
+
+
 def lock_key(schema: str, job: str) -> str:
     """The text whose hashtext() is the advisory lock of one job (migrate, retention) in one schema."""
     return f"mailnest:{schema}:{job}"
@@ -134,6 +137,9 @@ async def migrate(conn: psycopg.AsyncConnection[object], schema: str,
     advisory lock. Returns the version reached. `migrations` is for tests (a prefix: an earlier version)."""
     key = lock_key(schema, "migrate")
     await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    # And one lock for the whole database, always taken second: the extension pg_trgm is the database's, not the
+    # schema's, so the first nodes of two tenants migrating at once both tried to create it (UniqueViolation).
+    await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (DATABASE_MIGRATE_LOCK,))
     try:
         async with conn.transaction():
             await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -161,4 +167,5 @@ async def migrate(conn: psycopg.AsyncConnection[object], schema: str,
             version = number
         return version
     finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (DATABASE_MIGRATE_LOCK,))
         await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import tzinfo
@@ -25,6 +24,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ... import events
+from ...config import tenant_problem
 from ...events import Event, Hub
 from ...models import Attachment, Envelope, Message, Page, Stats, Summary
 from ..base import FolderInfo, MailboxInfo, Query, StoreUnavailableError
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_SCHEMA = "mailnest"
-TENANT_RULE = "1-63 lower-case letters, digits and _, starting with a letter or _"
-_TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _POOL_MIN, _POOL_MAX = 2, 10
 CONNECT_TIMEOUT = 5.0  # seconds a call waits for a connection before it raises StoreUnavailableError
 # While the database is known to be down (the last call found it so), calls wait only this long: a 451 or 503
@@ -82,8 +80,9 @@ class Tx:
 def schema_name(tenant: str | None) -> str:
     if tenant is None:
         return DEFAULT_SCHEMA
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise ValueError(f"tenant {tenant!r}: use {TENANT_RULE} (it names a PostgreSQL schema)")
+    problem = tenant_problem(tenant) if isinstance(tenant, str) else f"{tenant!r} is not a name"
+    if problem:
+        raise ValueError(f"tenant {problem}")
     return tenant
 
 
