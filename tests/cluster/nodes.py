@@ -9,12 +9,21 @@ import smtplib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 MAILNEST = [sys.executable, "-m", "mailnest.cli"]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.05)
 
 
 @dataclass
@@ -52,7 +61,10 @@ class Node:
 
     def send(self, subject: str, to: str = "team@example.com", body: str = "hello") -> str:
         """Send one message; returns the id from the 250 (raises on anything else)."""
-        raw = f"From: app@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+        return self.send_raw(f"From: app@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n{body}\r\n", to)
+
+    def send_raw(self, raw: str, to: str) -> str:
+        """Send `raw` over SMTP to `to`; returns the id from the 250 (raises on anything else)."""
         with smtplib.SMTP("127.0.0.1", self.ports["smtp"], timeout=30) as client:
             client.ehlo()
             client.mail("app@example.com")

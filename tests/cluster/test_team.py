@@ -17,17 +17,9 @@ from websockets.sync.client import connect
 
 from mailnest import Config, ServerThread
 
-from .nodes import Node
+from .nodes import Node, wait_until
 
 StartNode = Callable[..., Node]
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 def total(node: Node, query: str = "") -> int:

@@ -40,7 +40,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from mailnest.store.postgres import schema
 
-from .nodes import MAILNEST, Node
+from .nodes import MAILNEST, Node, wait_until
 
 TEAM_A, TEAM_B = "team_a", "team_b"
 _serial = itertools.count(1)
@@ -49,14 +49,6 @@ _serial = itertools.count(1)
 def unique(prefix: str) -> str:
     """A word no other test (or earlier run on the same database) uses."""
     return f"{prefix}{next(_serial)}x{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 class Hooks:
@@ -140,18 +132,6 @@ def cluster(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 # -- helpers over the front doors -------------------------------------------------------------------------
-
-def send_raw(node: Node, raw: str, to: str) -> str:
-    """Send `raw` over SMTP; returns the id from the 250."""
-    with smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=30) as client:
-        client.ehlo()
-        client.mail("app@example.com")
-        client.rcpt(to)
-        code, reply = client.data(raw.encode())
-    if code != 250:
-        raise smtplib.SMTPDataError(code, reply)
-    return reply.decode().rsplit(" ", 1)[-1]
-
 
 def with_attachment(subject: str, to: str, secret: str) -> str:
     return (f"From: app@example.com\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
@@ -343,7 +323,7 @@ def test_lists_and_searches_of_another_tenant_find_nothing(cluster: Cluster) -> 
 
 def test_a_message_id_of_another_tenant_is_not_found(cluster: Cluster) -> None:
     subject, secret = unique("by id"), unique("secret")
-    sent = send_raw(cluster.a1, with_attachment(subject, "byid@example.com", secret), "byid@example.com")
+    sent = cluster.a1.send_raw(with_attachment(subject, "byid@example.com", secret), "byid@example.com")
     message = get(cluster.a2, f"/api/v1/message/{sent}").json()
     part = message["Attachments"][0]["PartID"]
     paths = [f"/api/v1/message/{sent}", f"/api/v1/message/{sent}/raw", f"/api/v1/message/{sent}/headers",
@@ -513,7 +493,7 @@ def test_imap_of_another_tenant_lists_counts_searches_and_fetches_nothing(cluste
     login, folder = f"{unique('imap')}@example.com", unique("Secret")
     subject = unique("imap only a")
     for n in range(2):
-        send_raw(a1, f"From: app@example.com\r\nTo: {login}\r\nSubject: {subject} {n}\r\n\r\nfor a\r\n", login)
+        a1.send_raw(f"From: app@example.com\r\nTo: {login}\r\nSubject: {subject} {n}\r\n\r\nfor a\r\n", login)
     b.send(unique("imap on b"), to=login)
     with logged_in(a1, login) as imap:
         assert imap.create(folder)[0] == "OK"
