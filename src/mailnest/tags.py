@@ -15,7 +15,7 @@ without regard to case; the first spelling seen wins.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import search
@@ -113,3 +113,15 @@ def parse_rule(text: str) -> TagRule:
 
 def parse_rules(texts: Iterable[str]) -> tuple[TagRule, ...]:
     return tuple(parse_rule(t) for t in texts)
+
+
+def renaming(old: str, new: str) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A message's tags with `old` (any case) renamed to `new`, merged where the message already has `new`."""
+    lowered = old.lower()
+    return lambda tags: unique(new if t.lower() == lowered else t for t in tags)
+
+
+def removing(name: str) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A message's tags without `name` (any case)."""
+    lowered = name.lower()
+    return lambda tags: tuple(t for t in tags if t.lower() != lowered)

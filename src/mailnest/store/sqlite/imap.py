@@ -29,6 +29,7 @@ from ...events import (
 from ...mime.header import block_end
 from ...models import Envelope, Summary
 from ..base import INBOX, FolderError, FolderStatus, View, owner_of
+from ..shared import imap_view_where
 from .connections import Connections
 from .ingest import Ingest
 from .prepare import insert_prepared
@@ -47,11 +48,7 @@ _COPIED_BODY = ", ".join(c for c in BODY_COLUMNS if c != "uid")
 
 
 def _view_where(login: str | None, folder: str) -> tuple[str, list[Any]]:
-    if folder == INBOX:
-        if login is None:
-            return "m.folder = ''", []
-        return "m.folder = '' AND m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)", [login]
-    return "m.folder = ? AND m.owner = ?", [folder, owner_of(login)]
+    return imap_view_where(login, folder, "?")
 
 
 _FLAG_SETS: dict[tuple[int, str], frozenset[str]] = {}

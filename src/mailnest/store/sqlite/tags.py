@@ -12,7 +12,7 @@ from dataclasses import replace
 from ... import search
 from ...events import AllDeleted, Event, Hub, MessageAdded, MessagesDeleted, MessagesPruned, TagsChanged
 from ...models import Envelope, Summary
-from ...tags import TagRule, unique
+from ...tags import TagRule, removing, renaming, unique
 from .connections import Connections
 from .rows import envelope_from_json
 from .writes import Writer
@@ -117,13 +117,11 @@ class TagMethods:
 
     async def rename_tag(self, old: str, new: str) -> list[str]:
         """Rename a tag on every message (case-insensitive match); merges into `new` where both are present."""
-        lowered = old.lower()
-        return await self._retag(old, lambda tags: unique(new if t.lower() == lowered else t for t in tags))
+        return await self._retag(old, renaming(old, new))
 
     async def delete_tag(self, name: str) -> list[str]:
         """Remove a tag from every message; the messages stay."""
-        lowered = name.lower()
-        return await self._retag(name, lambda tags: tuple(t for t in tags if t.lower() != lowered))
+        return await self._retag(name, removing(name))
 
     async def raw_with_envelopes(self, ids: Sequence[str]) -> dict[str, tuple[bytes, Envelope]]:
         """Raw bytes and SMTP envelope of many messages in one read (MailHog's shapes need both)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from ... import search
 from ..base import Query
+from ..shared import DELIVERED, combine_view
 
 
 def mailbox_clause(mailbox: str) -> tuple[str, str]:
@@ -33,23 +34,12 @@ def view(mailbox: str | None, query: Query, tz: tzinfo | None = None) -> tuple[s
     """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query, or by any of several
     queries (ORed: MailHog's search and Mailpit's tag rules need that). Dates in queries are read in `tz`.
     A query with a `folder:` term chooses its folders itself: it is narrowed to the mailbox only."""
-    delivered = ["m.folder = '' AND m.owner = ''"]
+    delivered = [DELIVERED]
     params: list[Any] = []
     if mailbox:
         clause, value = mailbox_clause(mailbox)
         delivered.append(clause)
         params.append(value)
     compiled = [search.compile(one, tz=tz) for one in ((query,) if isinstance(query, str) else query)]
-    if not compiled or any(c is search.MATCH_ALL for c in compiled):  # one matches all: so do all of them
-        return " AND ".join(delivered), params
-    if not any(c.all_folders for c in compiled):
-        where = " AND ".join(delivered) + " AND (" + " OR ".join(f"({c.where})" for c in compiled) + ")"
-        return where, params + [p for c in compiled for p in c.params]
-    anywhere, anywhere_params = ("1", []) if not mailbox else _mailbox_anywhere(mailbox)
-    alternatives: list[str] = []
-    alternative_params: list[Any] = []
-    for c in compiled:
-        scope, scope_params = (anywhere, anywhere_params) if c.all_folders else (" AND ".join(delivered), params)
-        alternatives.append(f"({scope} AND ({c.where}))")
-        alternative_params += [*scope_params, *c.params]
-    return "(" + " OR ".join(alternatives) + ")", alternative_params
+    return combine_view(delivered, params, compiled,
+                        lambda: ("1", []) if not mailbox else _mailbox_anywhere(mailbox))

@@ -1,0 +1,46 @@
+"""SQL that both backends build the same way, each with its own placeholder (`?` for SQLite, `%s` for
+PostgreSQL): which rows a list, count or change addresses, and which rows an IMAP view shows. The rules live here
+once; the backends differ only in their search compilers and their SQL dialects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import search
+from .base import INBOX, owner_of
+
+DELIVERED = "m.folder = '' AND m.owner = ''"  # mail delivered by SMTP, the API or an import, not filed by IMAP
+
+
+def combine_view(delivered: list[str], params: list[Any], compiled: Sequence[search.Filter],
+                 anywhere: Callable[[], tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """The WHERE over `messages AS m` for delivered mail (`delivered` clauses, ANDed) narrowed by any of the
+    `compiled` queries (ORed: MailHog's search and Mailpit's tag rules need that). A query with a `folder:` term
+    chooses its folders itself: it is narrowed only by `anywhere()` (the mailbox's delivered mail and its login's
+    folders), not to delivered mail."""
+    if not compiled or any(c is search.MATCH_ALL for c in compiled):  # one matches all: so do all of them
+        return " AND ".join(delivered), params
+    if not any(c.all_folders for c in compiled):
+        where = " AND ".join(delivered) + " AND (" + " OR ".join(f"({c.where})" for c in compiled) + ")"
+        return where, params + [p for c in compiled for p in c.params]
+    scope_anywhere, anywhere_params = anywhere()
+    alternatives: list[str] = []
+    alternative_params: list[Any] = []
+    for c in compiled:
+        scope, scope_params = ((scope_anywhere, anywhere_params) if c.all_folders
+                               else (" AND ".join(delivered), params))
+        alternatives.append(f"({scope} AND ({c.where}))")
+        alternative_params += [*scope_params, *c.params]
+    return "(" + " OR ".join(alternatives) + ")", alternative_params
+
+
+def imap_view_where(login: str | None, folder: str, placeholder: str) -> tuple[str, list[Any]]:
+    """The rows of one IMAP view: INBOX is the login's delivered mail (all delivered mail for the catch-all
+    login), any other folder the rows that login filed there."""
+    p = placeholder
+    if folder == INBOX:
+        if login is None:
+            return "m.folder = ''", []
+        return f"m.folder = '' AND m.uid IN (SELECT uid FROM recipients WHERE mailbox = {p})", [login]
+    return f"m.folder = {p} AND m.owner = {p}", [folder, owner_of(login)]
