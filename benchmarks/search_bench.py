@@ -1,37 +1,52 @@
-"""Search speed at scale: fills a temporary SQLiteStore with generated messages and times lists and searches.
+"""Search speed at scale: fills a temporary store with generated messages and times lists and searches, on
+SQLite, on PostgreSQL, or on both side by side.
 
 Every message goes through the store's real ingest path (`store.add`: MIME parse, index, group commit). The
 timings are of `store.list(query=...)` as the API calls it (count of matches + first page of 50 + tag list),
-median of several runs, so they are what the server spends per request. It also prints the index size on disk,
-the per-message cost of indexing (building the row + the FTS5 insert), and with --compare-tokenizers the same
-text indexed with trigram and unicode61 side by side. Figures, not a pass/fail test.
+median of several runs, so they are what the server spends per request; they go through the Store protocol
+only, so both backends pay exactly what the API pays. SQLite only: the index size on disk, the split of list()
+into its SQL statements, the per-message cost of indexing (building the row + the FTS5 insert), and with
+--compare-tokenizers the same text indexed with trigram and unicode61 side by side. PostgreSQL only: the
+database size, and EXPLAIN ANALYZE of the store's statements for every case slower than --explain-over.
+Figures, not a pass/fail test.
 
-    python benchmarks/search_bench.py                         # 100,000 messages
+    python benchmarks/search_bench.py                         # SQLite, 100,000 messages
     python benchmarks/search_bench.py --messages 20000
     python benchmarks/search_bench.py --db /tmp/bench.db      # keep the database; later runs reuse it
     python benchmarks/search_bench.py --compare-tokenizers
+    python benchmarks/search_bench.py --db postgresql://user@host/db   # PostgreSQL (reused when it has mail)
+    python benchmarks/search_bench.py --postgres              # both: SQLite and a throwaway PostgreSQL
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from mailnest import mime, search
-from mailnest.events import Hub
-from mailnest.models import Envelope
-from mailnest.store import schema
-from mailnest.store.sqlite import SQLiteStore, _bcc
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.pgcluster, for --postgres
+
+from mailnest import mime, search  # noqa: E402
+from mailnest.events import Hub  # noqa: E402
+from mailnest.models import Envelope  # noqa: E402
+from mailnest.store import schema  # noqa: E402
+from mailnest.store.base import Store  # noqa: E402
+from mailnest.store.sqlite import SQLiteStore, _bcc  # noqa: E402
 
 # Words with known frequencies, so each query below has a known selectivity.
 RARE, MEDIUM = "zebrafish", "quarterly"  # in ~0.1% and ~3% of bodies
@@ -97,7 +112,7 @@ class Generator:
         return (head + body).encode(), envelope, rng.random() < 0.6, tags
 
 
-async def fill(store: SQLiteStore, count: int, gen: Generator) -> float:
+async def fill(store: Store, count: int, gen: Generator) -> float:
     started = time.perf_counter()
     chunk = 1000
     for first in range(0, count, chunk):
@@ -249,84 +264,319 @@ def compare_tokenizers(path: Path, runs: int) -> None:
     conn.close()
 
 
+# (label, query, mailbox): the cases timed on every backend.
+CASES: tuple[tuple[str, str, str | None], ...] = (
+    ("list page 1 (no query)", "", None),
+    ("free text, rare word", RARE, None),
+    ("free text, medium word", MEDIUM, None),
+    ("free text, common word", "the", None),
+    ("free text, two words", f"{MEDIUM} invoice", None),
+    ("phrase", '"password reset"', None),
+    ("short term (2 chars, scan)", "zq", None),
+    ("field from:", "from:sender42@", None),
+    ("field to:", "to:user1234@example.org", None),
+    ("field subject:", "subject:digest", None),
+    ("field addressed:", "addressed:user77@", None),
+    ("mailbox: (envelope)", "mailbox:user99@example.org", None),
+    ("negation -word", f"-{MEDIUM}", None),
+    ("word -word", f"{MEDIUM} -invoice", None),
+    ("negation -from:", "-from:app3.test", None),
+    ("date range", "after:2026-02-01 before:2026-02-08", None),
+    ("date range + word", f"after:2026-02-01 before:2026-03-01 {MEDIUM}", None),
+    ("is:unread", "is:unread", None),
+    ("tag:", "tag:billing", None),
+    ("larger:", "larger:3k", None),
+    ("has:attachment", "has:attachment", None),
+    ("mailbox view (?mailbox=)", "", "user7@example.org"),
+)
+POSTGRES_SHARED_BUFFERS = "128MB"  # PostgreSQL's own default; the test clusters' 16 MB is sized for tests
+
+
+@dataclass
+class Backend:
+    """One store under test. The timings go through `store` (the Store protocol) only; `path` (SQLite) or
+    `url` and `search_path` (PostgreSQL) are for the backend-only diagnostics, which read the database."""
+
+    name: str
+    store: Store
+    path: Path | None = None
+    url: str | None = None
+    search_path: str = ""
+
+
+def is_postgres_url(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+async def open_sqlite(path: Path, messages: int) -> Backend:
+    store = SQLiteStore(path, Hub())
+    await store.start()
+    backend = Backend("sqlite", store, path=path)
+    existing = await store.count()
+    if existing == 0:
+        seconds = await fill(store, messages, Generator(messages))
+        drained = await until_indexed(path)
+        print(f"sqlite: filled {messages:,} messages through store.add in {seconds:.0f} s; the last search "
+              f"rows were indexed {drained:.1f} s later")
+    else:
+        print(f"sqlite: reusing {existing:,} messages in {path}")
+        await until_indexed(path)
+    total, fts, mail = index_size(path)
+    print(f"sqlite: on disk: database {total:.0f} MB, of which the search index {fts:.0f} MB "
+          f"and messages + bodies {mail:.0f} MB")
+    return backend
+
+
+async def open_postgres(url: str, messages: int) -> Backend:
+    from mailnest.store.postgres import PostgresStore
+
+    store = PostgresStore(url, Hub(), max_messages=0)
+    await store.start()
+    backend = Backend("postgresql", store, url=url, search_path=store._search_path)
+    existing = await store.count()
+    if existing == 0:
+        seconds = await fill(store, messages, Generator(messages))
+        print(f"postgresql: filled {messages:,} messages through store.add in {seconds:.0f} s")
+    else:
+        print(f"postgresql: reusing {existing:,} messages")
+    settled = await settle_postgres(backend)
+    version, total, search_total, search_indexes, mail = await postgres_sizes(backend)
+    print(f"postgresql {version}: VACUUM (ANALYZE) took {settled:.1f} s; on disk: database {total:.0f} MB, "
+          f"of which search_index {search_total:.0f} MB ({search_indexes:.0f} MB its trigram indexes) and "
+          f"messages + bodies + recipients {mail:.0f} MB")
+    return backend
+
+
+async def settle_postgres(backend: Backend) -> float:
+    """VACUUM (ANALYZE), as autovacuum does soon after a bulk load: it moves the GIN pending lists into the
+    trigram indexes and gives the planner statistics. Without it the timings depend on when autovacuum ran."""
+    import psycopg
+
+    assert backend.url is not None
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(backend.url, autocommit=True) as conn:
+        await conn.execute(f"SET search_path TO {backend.search_path}")
+        await conn.execute("VACUUM (ANALYZE)")
+    return time.perf_counter() - started
+
+
+async def postgres_sizes(backend: Backend) -> tuple[str, float, float, float, float]:
+    """Server version; MB: the database, search_index with its indexes, its indexes, the mail tables."""
+    import psycopg
+
+    assert backend.url is not None
+    async with await psycopg.AsyncConnection.connect(backend.url, autocommit=True) as conn:
+        await conn.execute(f"SET search_path TO {backend.search_path}")
+        cur = await conn.execute(
+            "SELECT current_setting('server_version'), pg_database_size(current_database()), "
+            "pg_total_relation_size('search_index'), pg_indexes_size('search_index'), "
+            "pg_total_relation_size('messages') + pg_total_relation_size('bodies') "
+            "+ pg_total_relation_size('recipients')")
+        row = await cur.fetchone()
+    assert row is not None
+    return str(row[0]), *(int(v) / 1e6 for v in row[1:])  # type: ignore[return-value]
+
+
+def postgres_statements(query: str, mailbox: str | None) -> list[tuple[str, str, list[Any]]]:
+    """The SQL PostgresStore.list runs for one call, from the backend's own compiler (name, sql, params):
+    the mailbox's totals, the count of matches and the first page, as PostgresStore.list (keep in step)."""
+    from mailnest.store.postgres import query as compiler
+    from mailnest.store.sqlite.rows import _SUMMARY_COLUMNS
+
+    base_where, base_params = compiler.view(mailbox, "")
+    where, params = compiler.view(mailbox, query)
+    counts = "SELECT count(*), count(*) FILTER (WHERE m.read = 0) FROM messages m WHERE "
+    statements: list[tuple[str, str, list[Any]]] = []
+    if mailbox:
+        statements.append(("totals", counts + base_where, list(base_params)))
+    if where != base_where:
+        statements.append(("count", counts + where, list(params)))
+    statements.append(("page", f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY m.uid DESC "
+                               "LIMIT %s OFFSET %s", [*params, 50, 0]))
+    return statements
+
+
+async def explain_postgres(backend: Backend, slow: Sequence[tuple[str, str, str | None, float]]) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement of each slow case, twice: the custom plan (parameters
+    bound as the store binds them, planned for their values) and the generic plan. psycopg prepares a
+    statement once it has run 5 times on a connection, and every query of one shape (say, any one free-text
+    word) is the same SQL text, so the store soon runs prepared statements, for which PostgreSQL may switch to
+    the generic plan: one plan for every value."""
+    import psycopg
+
+    assert backend.url is not None
+    async with await psycopg.AsyncConnection.connect(backend.url, autocommit=True) as conn:
+        await conn.execute(f"SET search_path TO {backend.search_path}")
+        for label, query, mailbox, ms in slow:
+            where = f", mailbox={mailbox!r}" if mailbox else ""
+            print(f"\n{label} ({query!r}{where}): list() p50 {ms:.1f} ms")
+            for name, sql, params in postgres_statements(query, mailbox):
+                print(f"  -- {name}: {sql}\n  -- params: {params!r}")
+                for plan in ("custom", "generic"):
+                    print(f"  -- {plan} plan:")
+                    for line in await _explain(conn, sql, params, generic=plan == "generic"):
+                        print(f"  {line}")
+
+
+async def _explain(conn: Any, sql: str, params: Sequence[Any], *, generic: bool) -> list[str]:
+    from psycopg import sql as pgsql
+
+    if not generic:
+        cur = await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        return [line for (line,) in await cur.fetchall()]
+    parts = sql.split("%s")  # the compiler's SQL has no other % (patterns are parameters)
+    numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+    values = ", ".join(pgsql.Literal(p).as_string(conn) for p in params)
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    await conn.execute(f"PREPARE bench_generic AS {numbered}")
+    try:
+        cur = await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_generic({values})")
+        return [line for (line,) in await cur.fetchall()]
+    finally:
+        await conn.execute("DEALLOCATE bench_generic")
+        await conn.execute("RESET plan_cache_mode")
+
+
+async def time_cases(backends: Sequence[Backend], runs: int) -> dict[str, list[tuple[float, int]]]:
+    """Per backend, per case: (median ms of store.list, matches). Cases are interleaved across backends, so a
+    disturbance of the machine hits both alike."""
+    results: dict[str, list[tuple[float, int]]] = {b.name: [] for b in backends}
+    for _, query, mailbox in CASES:
+        for backend in backends:
+            call = functools.partial(backend.store.list, query=query, mailbox=mailbox, limit=50)
+            ms, page = await timed(call, runs)
+            results[backend.name].append((ms, getattr(page, "messages_count", 0)))
+    return results
+
+
+def print_table(backends: Sequence[Backend], results: dict[str, list[tuple[float, int]]], runs: int,
+                goal_ms: float) -> None:
+    names = [b.name for b in backends]
+    both = len(names) == 2
+    print(f"\nstore.list(query, limit=50) as the API calls it (count of matches + first page of 50 + tag "
+          f"list), median of {runs} runs, ms:")
+    header = "".join(f"{n:>11}" for n in names) + (f"{'pg/sqlite':>10}" if both else "")
+    print(f"  {'':28}{header} {'matches':>9}")
+    mismatches = 0
+    for n, (label, query, mailbox) in enumerate(CASES):
+        cells = [results[name][n] for name in names]
+        row = "".join(f"{ms:11.1f}" for ms, _ in cells)
+        if both:
+            row += f"{cells[1][0] / cells[0][0]:9.1f}x" if cells[0][0] else f"{'':10}"
+        counts = {matched for _, matched in cells}
+        matched = f"{cells[0][1]:>9,}" if len(counts) == 1 else " " + " != ".join(f"{c:,}" for _, c in cells)
+        mismatches += len(counts) > 1
+        shown = repr(query) + (f" mailbox={mailbox!r}" if mailbox else "")
+        print(f"  {label:28}{row} {matched}   {shown}")
+    for name in names:
+        over = [label for (label, _, _), (ms, _) in zip(CASES, results[name], strict=True) if ms >= goal_ms]
+        print(f"  {name}: {len(over)} of {len(CASES)} cases at or over {goal_ms:.0f} ms"
+              + (f" ({'; '.join(over)})" if over else ""))
+    if mismatches:
+        print(f"  WARNING: the backends found different numbers of matches in {mismatches} case(s)")
+
+
+async def sqlite_parts(backend: Backend, runs: int) -> None:
+    """SQLite only: each query's count and first-page statements run on their own, and what is left over."""
+    assert backend.path is not None
+    path = backend.path
+    print(f"\nsqlite only: the parts of list(), median of {runs}: 'count' and 'page' are the store's own two"
+          "\n  SQL statements with the compiled filter; 'fixed' is what every list() spends whatever the"
+          "\n  query (totals, tag list...): list('') minus its page statement")
+    print(f"  {'':28} {'count':>8} {'page':>8} {'fixed':>8}")
+    empty_ms, _ = await timed(lambda: backend.store.list(limit=50), runs)
+    fixed = empty_ms - parts_query(path, "", runs)[1]
+    for label, query, mailbox in CASES:
+        if mailbox is None:
+            count_ms, page_ms = parts_query(path, query, runs)
+            print(f"  {label:28} {count_ms:8.1f} {page_ms:8.1f} {fixed:8.1f}   {query!r}")
+    print("\nsqlite only: one message tested against a query (tag rules at ingest: WHERE m.uid = ? AND "
+          "filter)")
+    for query in (RARE, "the", f"-{MEDIUM}", "from:app3.test", "zq"):
+        as_set, one_row = parts_one_row(path, query, runs)
+        print(f"  {query!r:18} compile(q) {as_set:8.2f} ms   compile(q, one_row=True) {one_row:6.2f} ms")
+
+
+def start_cluster(root: Path) -> Any:
+    """A throwaway PostgreSQL cluster as the tests start one (tests/pgcluster.py), with a benchmark's
+    buffers."""
+    from tests.pgcluster import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        sys.exit("--postgres: PostgreSQL is not installed (apt-get install postgresql)")
+    root.chmod(0o755)  # the cluster runs as nobody when this runs as root
+    (root / "pg").mkdir()
+    server = PostgresServer(bindir, root / "pg")
+    server.init()
+    with (server.datadir / "postgresql.conf").open("a") as conf:
+        conf.write(f"\n# benchmarks/search_bench.py\nshared_buffers = {POSTGRES_SHARED_BUFFERS}\n")
+    server.start()
+    server.psql("CREATE DATABASE bench")
+    print(f"postgresql: throwaway cluster from {bindir} on port {server.port}, "
+          f"shared_buffers {POSTGRES_SHARED_BUFFERS}")
+    return server
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7, help="runs per query; the median is printed")
-    parser.add_argument("--db", type=Path, help="database file to fill (or reuse when it has messages)")
-    parser.add_argument("--compare-tokenizers", action="store_true")
+    parser.add_argument("--db", help="SQLite file or postgresql:// URL to fill (reused when it has messages)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also start a throwaway PostgreSQL cluster and run every case on both backends")
+    parser.add_argument("--goal-ms", type=float, default=50.0, help="p50 goal per case (issue 13)")
+    parser.add_argument("--explain-over", type=float, default=50.0, metavar="MS",
+                        help="PostgreSQL: EXPLAIN ANALYZE the statements of slower cases (0: never)")
+    parser.add_argument("--compare-tokenizers", action="store_true", help="SQLite only")
     args = parser.parse_args()
+    postgres_url = args.db if args.db and is_postgres_url(args.db) else None
+    sqlite_file = Path(args.db) if args.db and not postgres_url else None
+    if args.postgres and postgres_url:
+        parser.error("--postgres starts its own cluster: give --db a SQLite file, or drop --postgres")
+    use_sqlite = postgres_url is None
+    if args.compare_tokenizers and not use_sqlite:
+        parser.error("--compare-tokenizers is SQLite only")
 
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpus")
-    gen = Generator(args.messages)
-    build_us, insert_us, chars = indexing_cost(Generator(args.messages), 2000)
-    print(f"indexing cost per message ({chars:,.0f} characters indexed on average): building the row "
-          f"{build_us:.0f} µs + FTS5 insert {insert_us:.0f} µs")
+    if use_sqlite:
+        build_us, insert_us, chars = indexing_cost(Generator(args.messages), 2000)
+        print(f"sqlite only: indexing cost per message ({chars:,.0f} characters indexed on average): "
+              f"building the row {build_us:.0f} µs + FTS5 insert {insert_us:.0f} µs")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = args.db or Path(tmp) / "bench.db"
-        store = SQLiteStore(path, Hub())
-        await store.start()
-        try:
-            existing = await store.count()
-            if existing == 0:
-                seconds = await fill(store, args.messages, gen)
-                drained = await until_indexed(path)
-                print(f"filled {args.messages:,} messages through store.add in {seconds:.0f} s; the last search rows "
-                      f"were indexed {drained:.1f} s later")
-            else:
-                print(f"reusing {existing:,} messages in {path}")
-                await until_indexed(path)
-            total, fts, mail = index_size(path)
-            print(f"on disk: database {total:.0f} MB, of which the search index {fts:.0f} MB "
-                  f"and messages + bodies {mail:.0f} MB")
+    tmp = Path(tempfile.mkdtemp(prefix="mailnest-search-bench-"))
+    server = None
+    backends: list[Backend] = []
+    try:
+        async with AsyncExitStack() as stack:
+            if use_sqlite:
+                backends.append(await open_sqlite(sqlite_file or tmp / "bench.db", args.messages))
+                stack.push_async_callback(backends[-1].store.close)
+            if args.postgres:
+                server = start_cluster(tmp)
+                postgres_url = server.url("bench")
+            if postgres_url:
+                backends.append(await open_postgres(postgres_url, args.messages))
+                stack.push_async_callback(backends[-1].store.close)
 
-            cases = [
-                ("list page 1 (no query)", ""),
-                ("free text, rare word", RARE),
-                ("free text, medium word", MEDIUM),
-                ("free text, common word", "the"),
-                ("free text, two words", f"{MEDIUM} invoice"),
-                ("phrase", '"password reset"'),
-                ("short term (2 chars, scan)", "zq"),
-                ("field from:", "from:sender42@"),
-                ("field to:", "to:user1234@example.org"),
-                ("field subject:", "subject:digest"),
-                ("field addressed:", "addressed:user77@"),
-                ("mailbox: (envelope)", "mailbox:user99@example.org"),
-                ("negation -word", f"-{MEDIUM}"),
-                ("word -word", f"{MEDIUM} -invoice"),
-                ("negation -from:", "-from:app3.test"),
-                ("date range", "after:2026-02-01 before:2026-02-08"),
-                ("date range + word", f"after:2026-02-01 before:2026-03-01 {MEDIUM}"),
-                ("is:unread", "is:unread"),
-                ("tag:", "tag:billing"),
-                ("larger:", "larger:3k"),
-                ("has:attachment", "has:attachment"),
-            ]
-            print(f"\nstore.list(query, limit=50) as the API calls it, median of {args.runs}; then the parts of it:"
-                  "\n  'count' and 'page' are the store's own two SQL statements with the compiled filter; 'fixed' is what"
-                  "\n  every list() spends whatever the query (totals, tag list...): list('') minus its page statement")
-            print(f"  {'':28} {'list()':>8} {'count':>8} {'page':>8} {'fixed':>8} {'matches':>8}")
-            empty_ms, _ = await timed(lambda: store.list(limit=50), args.runs)
-            fixed = empty_ms - parts_query(path, "", args.runs)[1]
-            for label, query in cases:
-                ms, page = await timed(lambda q=query: store.list(query=q, limit=50), args.runs)
-                matched = getattr(page, "messages_count", 0)
-                count_ms, page_ms = parts_query(path, query, args.runs)
-                print(f"  {label:28} {ms:8.1f} {count_ms:8.1f} {page_ms:8.1f} {fixed:8.1f} {matched:>8,}   {query!r}")
-            ms, page = await timed(lambda: store.list(mailbox="user7@example.org", limit=50), args.runs)
-            matched = getattr(page, "messages_count", 0)
-            print(f"  {'mailbox view (?mailbox=)':28} {ms:8.1f} {'':8} {'':8} {'':8} {matched:>8,}")
-            print("  (times in ms)")
-            print("\none message tested against a query (tag rules at ingest: WHERE m.uid = ? AND filter)")
-            for query in (RARE, "the", f"-{MEDIUM}", "from:app3.test", "zq"):
-                as_set, one_row = parts_one_row(path, query, args.runs)
-                print(f"  {query!r:18} compile(q) {as_set:8.2f} ms   compile(q, one_row=True) {one_row:6.2f} ms")
-        finally:
-            await store.close()
+            results = await time_cases(backends, args.runs)
+            print_table(backends, results, args.runs, args.goal_ms)
+            for backend in backends:
+                if backend.name == "sqlite":
+                    await sqlite_parts(backend, args.runs)
+                elif args.explain_over > 0:
+                    slow = [(label, query, mailbox, ms) for (label, query, mailbox), (ms, _)
+                            in zip(CASES, results[backend.name], strict=True) if ms > args.explain_over]
+                    if slow:
+                        print(f"\npostgresql only: EXPLAIN (ANALYZE, BUFFERS) of the store's statements for "
+                              f"the {len(slow)} case(s) over {args.explain_over:.0f} ms")
+                        await explain_postgres(backend, slow)
         if args.compare_tokenizers:
-            compare_tokenizers(path, args.runs)
+            compare_tokenizers(sqlite_file or tmp / "bench.db", args.runs)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
