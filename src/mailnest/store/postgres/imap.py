@@ -63,7 +63,8 @@ class ImapMixin:
 
     if TYPE_CHECKING:
         async def _read(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
-        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True) -> T: ...
+        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
+                         pipeline: bool = False) -> T: ...
         async def prepare_off_loop(self, item: Item) -> Prepared: ...
         @staticmethod
         async def _insert_prepared(tx: Tx, prepared: Sequence[Prepared], *, folder: str = "", owner: str = "",
@@ -334,7 +335,8 @@ class ImapMixin:
                 new_uid = int(row[0])
                 await tx.run("INSERT INTO bodies (uid, raw, text, html, extra_json) "
                              "SELECT %s, raw, text, html, extra_json FROM bodies WHERE uid = %s", (new_uid, uid))
-                await tx.run("INSERT INTO search_index SELECT %s, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 "
+                await tx.run("INSERT INTO search_index (uid, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, words) "
+                             "SELECT %s, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, words "
                              "FROM search_index WHERE uid = %s", (new_uid, uid))
                 if inbox and login is not None:
                     await tx.run("INSERT INTO recipients (mailbox, uid) VALUES (%s, %s) ON CONFLICT DO NOTHING",

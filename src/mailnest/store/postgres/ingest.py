@@ -3,9 +3,11 @@ that COMMIT (so the SMTP 250 follows it).
 
 A message is parsed before it is queued (a small one on the loop, a large one in a parse thread), with exactly
 SQLiteStore's parse-and-prepare path, so both backends store the same fields. One writer task takes everything
-queued, inserts the batch in one transaction (uids drawn from the sequence in one round trip, rows inserted with
-pipelined executemany), applies the tag rules, prunes beyond max_messages, NOTIFYs, commits, and only then
-resolves each `add()`. A batch that fails is retried a message at a time, so one bad message fails alone; a
+queued, inserts the batch in one transaction, applies the tag rules, prunes beyond max_messages, NOTIFYs,
+commits, and only then resolves each `add()`. In pipeline mode that is two round trips a batch: BEGIN with the
+uids drawn from the sequence, then one statement inserting every row of every table (one array a column,
+unnested: a row at a time cost the database and this process several times more per message, measured with
+benchmarks/team_bench.py and pg_stat_statements) with the NOTIFY and the COMMIT. A batch that fails is retried a message at a time, so one bad message fails alone; a
 database that is down fails the batch at once (StoreUnavailableError) without retrying it message by message.
 """
 
@@ -40,14 +42,32 @@ _PARSE_THREADS = 2
 # SQLiteStore's parse-and-prepare path (sqlite/prepare.py), shared so both backends store the same fields. Its
 # rows are dicts by column name: `messages` (all but uid, folder, owner, flags) and `bodies` (all but uid).
 Prepared = _Prepared
-INSERT_SEARCH = (f"INSERT INTO search_index (uid, {', '.join(search.CONTENT_COLUMNS)}) "
-                 f"VALUES (%s{', %s' * len(search.CONTENT_COLUMNS)})")
-INSERT_RECIPIENT = "INSERT INTO recipients (mailbox, uid) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+# The type of every column the ingest writes that is not text (schema.py; tests/store/postgres checks this
+# against the database): an array parameter is cast to it.
+COLUMN_TYPES = {"uid": "bigint", "created": "double precision", "sent": "double precision", "size": "bigint",
+                "attachments": "integer", "inline": "integer", "read": "integer", "raw": "bytea"}
+SEARCH_COLUMNS = ("uid", *search.CONTENT_COLUMNS, "words")
+RECIPIENT_COLUMNS = ("mailbox", "uid")
 
 
-def _insert(table: str, columns: Sequence[str]) -> str:
-    """An INSERT of named parameters (a dict by column name, as the prepared rows are)."""
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f'%({c})s' for c in columns)})"
+def search_words(values: Sequence[str]) -> str:
+    """search_index.words: each distinct space-separated token of a message's search texts, once (the one
+    trigram index covers it; query.py tests each token of a needle there, then the needle on its columns)."""
+    return " ".join(dict.fromkeys(token for value in values for token in value.split(" ") if token))
+
+
+def _unnest(table: str, columns: Sequence[str], suffix: str = "") -> str:
+    """An INSERT of many rows from one array parameter a column (binary, cast to the column's type)."""
+    arrays = ", ".join(f"%b::{COLUMN_TYPES.get(c, 'text')}[]" for c in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){suffix}"
+
+
+def insert_rows(message_columns: Sequence[str], body_columns: Sequence[str]) -> str:
+    """One statement writing a batch's messages, bodies, search rows and recipients (the same text for every
+    batch, so the server plans it once per connection)."""
+    return (f"WITH m AS ({_unnest('messages', message_columns)}), b AS ({_unnest('bodies', body_columns)}), "
+            f"s AS ({_unnest('search_index', SEARCH_COLUMNS)}) "
+            f"{_unnest('recipients', RECIPIENT_COLUMNS, ' ON CONFLICT DO NOTHING')}")
 
 
 @dataclass(slots=True)
@@ -85,7 +105,8 @@ class IngestMixin:
     if TYPE_CHECKING:
         _closed: bool
 
-        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True) -> T: ...
+        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
+                         pipeline: bool = False) -> T: ...
         async def _tag_after_insert(self, tx: Tx, uid: int, summary: Summary) -> Summary: ...
         async def _prune_excess(self, tx: Tx) -> None: ...
 
@@ -148,16 +169,16 @@ class IngestMixin:
         filing = ("folder", "owner", "flags")  # the insert's, not the parse's
         message_columns = ["uid", *(c for c in prepared[0].row if c not in filing), *filing]
         body_columns = ["uid", *prepared[0].body]
-        async with tx.conn.cursor() as cur:
-            await cur.executemany(_insert("messages", message_columns),
-                                  [{**p.row, "uid": uid, "folder": folder, "owner": owner, "flags": flags}
-                                   for uid, p in pairs])
-            await cur.executemany(_insert("bodies", body_columns),
-                                  [{**p.body, "uid": uid} for uid, p in pairs])
-            await cur.executemany(INSERT_SEARCH, [(uid, *p.fts) for uid, p in pairs])
-            recipients = [] if folder else [(mb, uid) for uid, p in pairs for mb in p.mailboxes]
-            if recipients:
-                await cur.executemany(INSERT_RECIPIENT, recipients)
+        filed = {"folder": folder, "owner": owner, "flags": flags}
+        params: list[list[Any]] = [uids]
+        params += [[p.row[c] for p in prepared] if c not in filed else [filed[c]] * len(prepared)
+                   for c in message_columns[1:]]
+        params += [uids] + [[p.body[c] for p in prepared] for c in body_columns[1:]]
+        params += [uids] + [[p.fts[i] for p in prepared] for i in range(len(search.CONTENT_COLUMNS))]
+        params.append([search_words(p.fts) for p in prepared])
+        recipients = [] if folder else [(mb, uid) for uid, p in pairs for mb in p.mailboxes]
+        params += [[mb for mb, _ in recipients], [uid for _, uid in recipients]]
+        await tx.conn.execute(insert_rows(message_columns, body_columns), params)
         tx.added += uids
         return uids
 
@@ -175,7 +196,7 @@ class IngestMixin:
     async def _commit_batch(self, batch: builtins.list[Item]) -> builtins.list[Summary | BaseException]:
         """The batch in one transaction; if that fails for a reason of its own, each message in its own."""
         try:
-            return builtins.list(await self._write(lambda tx: self._insert_batch(tx, batch)))
+            return builtins.list(await self._write(lambda tx: self._insert_batch(tx, batch), pipeline=True))
         except Exception as exc:
             error = store_error(exc)
             if isinstance(error, (StoreFullError, StoreUnavailableError)) or len(batch) == 1:

@@ -2,8 +2,10 @@
 LISTENs on a dedicated connection and publishes the other nodes' changes on its own hub.
 
 A payload is small JSON: {"n": node id, "c": change counter, "e": [events]}, each event in the form of
-`events.event_to_json` without its summary (a MessageAdded carries id and uid; the receiver reads the summary).
-NOTIFY takes at most 8000 bytes, so long id lists are split across several payloads.
+`events.event_to_json`. A MessageAdded carries its summary whole when that fits (a few hundred bytes), so the
+other nodes need not read it back: every node reading every other node's new rows cost the database more than
+sending them (measured, benchmarks/team_bench.py); one too long for a payload carries id and uid, and the
+receiver reads the summary. NOTIFY takes at most 8000 bytes, so long id lists are split across several payloads.
 
 The listener reconnects when its connection drops (a server restart). What happened meanwhile is caught up
 from the database: rows above the highest uid it had seen are announced as new (delivered) or filed (folders),
@@ -33,6 +35,7 @@ _RETRY_FIRST, _RETRY_MAX = 0.1, 2.0  # seconds between reconnect attempts, doubl
 _OWN_UIDS_KEPT = 100_000
 CATCH_UP_MAX = 1000  # new rows announced one by one after a reconnect; beyond, only a StatsChanged
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_HEAD_MAX = 100  # bytes of a payload's wrapping: node id, a counter of up to 20 digits, brackets
 
 
 def _split(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,40 +52,68 @@ def _split(data: dict[str, Any]) -> list[dict[str, Any]]:
     return _split(first) + _split(second)
 
 
-def payloads(node: str, counter: int, changes: Iterable[Event]) -> list[str]:
-    """The NOTIFY payloads announcing `changes` (in order), each under PAYLOAD_MAX bytes."""
+def _pieces(event: Event) -> list[dict[str, Any]]:
+    """One event's JSON for payloads: with its summary if that fits one, else without (read back there)."""
+    if isinstance(event, events.MessageAdded):
+        whole = events.event_to_json(event)
+        if len(_dumps(whole).encode()) <= PAYLOAD_MAX - _HEAD_MAX:
+            return [whole]
+    return _split(events.event_to_json(event, with_summary=False))
+
+
+def _head(node: str) -> str:
+    """A payload's text up to its counter."""
+    return '{"n":' + _dumps(node) + ',"c":'
+
+
+def _tails(node: str, changes: Iterable[Event]) -> list[str]:
+    """What follows the counter in each payload announcing `changes` (in order); every payload stays under
+    PAYLOAD_MAX bytes whatever the counter (up to 20 digits)."""
     out: list[str] = []
     batch: list[str] = []
     size = 0
-    head = len(_dumps({"n": node, "c": counter, "e": []}).encode())
+    head = len(_head(node).encode()) + 20 + len(',"e":[]}')
     for event in changes:
-        for piece in _split(events.event_to_json(event, with_summary=False)):
+        for piece in _pieces(event):
             text = _dumps(piece)
             if batch and head + size + len(text.encode()) + 1 > PAYLOAD_MAX:
-                out.append(_wrap(node, counter, batch))
+                out.append(',"e":[' + ",".join(batch) + "]}")
                 batch, size = [], 0
             batch.append(text)
             size += len(text.encode()) + 1
     if batch:
-        out.append(_wrap(node, counter, batch))
+        out.append(',"e":[' + ",".join(batch) + "]}")
     return out
 
 
-def _wrap(node: str, counter: int, pieces: list[str]) -> str:
-    return '{"n":' + _dumps(node) + ',"c":' + str(counter) + ',"e":[' + ",".join(pieces) + "]}"
+def payloads(node: str, counter: int, changes: Iterable[Event]) -> list[str]:
+    """The NOTIFY payloads announcing `changes` (in order), each under PAYLOAD_MAX bytes."""
+    return [_head(node) + str(counter) + tail for tail in _tails(node, changes)]
 
 
-async def announce(conn: psycopg.AsyncConnection[Any], channel: str, node: str, changes: Sequence[Event]) -> int:
+# The counter is bumped and the payloads sent in one statement, so announcing costs no round trip of its own
+# (the counter goes into each payload there); the NOTIFYs go out in the order of the array.
+_ANNOUNCE = ("WITH c AS (UPDATE totals SET changes = changes + 1 RETURNING changes), "
+             "n AS (SELECT pg_notify(%s, %s || c.changes || p) FROM c, unnest(%s::text[]) AS p) "
+             "SELECT c.changes, (SELECT count(*) FROM n) FROM c")
+
+
+async def announce(conn: psycopg.AsyncConnection[Any], channel: str, node: str,
+                   changes: Sequence[Event]) -> psycopg.AsyncCursor[Any] | None:
     """Inside a write transaction that changed something: bump the change counter and NOTIFY the other nodes.
-    Returns the counter (0, and nothing sent, when there is nothing to announce)."""
+    Returns the cursor whose row holds the counter (read it with `counter()`, after the COMMIT in pipeline
+    mode), or None when there is nothing to announce."""
     if not changes:
+        return None
+    return await conn.execute(_ANNOUNCE, (channel, _head(node), _tails(node, changes)))
+
+
+async def counter(cur: psycopg.AsyncCursor[Any] | None) -> int:
+    """The change counter an `announce()` reached (0 for None: nothing was announced)."""
+    if cur is None:
         return 0
-    cur = await conn.execute("UPDATE totals SET changes = changes + 1 RETURNING changes")
     row = await cur.fetchone()
-    counter = int(row[0]) if row else 0
-    await conn.execute("SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
-                       (channel, payloads(node, counter, changes)))
-    return counter
+    return int(row[0]) if row else 0
 
 
 # (uids) -> their summaries; (after uid, limit) -> (uid, id, folder) of the rows above it; () -> (changes, max uid)

@@ -1,6 +1,6 @@
 """mailnest's search language compiled to PostgreSQL: the same terms (`search.parse`), the same normalized texts
 (`search.index_values`, stored in `search_index` c0..c9 in FTS_COLUMNS order) and the same answers as the SQLite
-compiler, with pg_trgm GIN indexes in place of FTS5.
+compiler, with a pg_trgm GIN index (over `search_index.words`, see `_like`) in place of FTS5.
 
 Pure: no I/O. `compile(query)` gives a `search.Filter` whose `where` is a boolean over `messages AS m` with
 psycopg `%s` placeholders. Every text term is a substring test, `LIKE '%needle%'` on normalized text with `%`,
@@ -44,9 +44,14 @@ def like_pattern(value: str) -> str:
 
 
 def _like(columns: tuple[str, ...], needle: str) -> tuple[str, list[Any]]:
+    """The needle on its columns, after `s.words` holds each of its tokens: implied by a match (each token lies
+    inside one token of the column, and `words` holds every token), and what the trigram index answers. A token
+    under three characters has no trigram to look up, so it is left to the exact test."""
     pattern = like_pattern(needle)
     tests = " OR ".join(f"s.c{search.FTS_COLUMNS.index(c)} LIKE %s ESCAPE '\\'" for c in columns)
-    return f"({tests})", [pattern] * len(columns)
+    tokens = [token for token in dict.fromkeys(needle.split(" ")) if len(token) >= 3]
+    indexed = "".join("s.words LIKE %s ESCAPE '\\' AND " for _ in tokens)
+    return f"({indexed}({tests}))", [*map(like_pattern, tokens), *[pattern] * len(columns)]
 
 
 def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> Filter:

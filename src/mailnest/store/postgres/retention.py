@@ -30,7 +30,8 @@ class RetentionMixin:
     schema: str
 
     if TYPE_CHECKING:
-        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True) -> T: ...
+        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
+                         pipeline: bool = False) -> T: ...
         @staticmethod
         async def _delete_rows(tx: Tx, where: str, params: Sequence[Any], *,
                                pruned: bool = False) -> builtins.list[tuple[int, str]]: ...

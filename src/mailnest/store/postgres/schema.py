@@ -3,7 +3,8 @@
 One schema per tenant (`mailnest` without one): every table below lives in it, so tenants never see each other.
 Summary columns live in `messages`, raw bytes and bodies in `bodies`, the normalized search texts (search.py's
 `index_values`, c0..c9 in FTS_COLUMNS order) in `search_index` with a pg_trgm GIN index per column: every text
-term is `LIKE '%needle%'` there, which a trigram index answers for needles of three characters or more.
+term is `LIKE '%needle%'` there, which a trigram index answers for needles of three characters or more (since
+version 2 one index over `words`, each distinct token of c0..c9, instead of one per column).
 uids come from the sequence `uid_seq`, so a uid is never reused; `totals` holds the delivered mail's counts
 (kept by triggers, so stats never count rows) and `changes`, bumped by every committed change, which a node
 that lost its LISTEN connection compares to learn whether it missed anything.
@@ -108,6 +109,84 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 OR OLD.folder IS DISTINCT FROM NEW.folder OR OLD.owner IS DISTINCT FROM NEW.owner)
             EXECUTE FUNCTION totals_change()""",
         # A TRUNCATE-like delete of every delivered message would run the row trigger per row; that is fine.
+    ),
+    (
+        # Version 2, for ingest speed (measured with benchmarks/team_bench.py, pg_stat_statements and EXPLAIN
+        # (ANALYZE, WAL)): the ten trigram indexes cost PostgreSQL 70% of its work per message, most of it
+        # pg_trgm taking the trigrams of the whole body apart. One index now covers `words`: every distinct
+        # space-separated token of c0..c9, once (ingest.search_words). A text term keeps its exact test on its
+        # columns and adds `words LIKE '%token%'` for each token of its needle, which any match implies (a
+        # token of the needle lies inside one token of the column), so the answers are the same.
+        "ALTER TABLE search_index ADD COLUMN words text",
+        """UPDATE search_index SET words = array_to_string(ARRAY(SELECT DISTINCT t FROM unnest(string_to_array(
+            concat_ws(' ', c0, c1, c2, c3, c4, c5, c6, c7, c8, c9), ' ')) AS t WHERE t != ''), ' ')""",
+        "ALTER TABLE search_index ALTER COLUMN words SET NOT NULL",
+        *(f"DROP INDEX search_index_c{i}" for i in range(10)),
+        "CREATE INDEX search_index_words ON search_index USING gin (words gin_trgm_ops)",
+        # lz4 for the long texts, where the server has it (Debian's and most builds do): pglz compressing each
+        # body was a twentieth of the insert's CPU (perf). A server built without it keeps pglz.
+        """DO $$ BEGIN
+            ALTER TABLE bodies ALTER COLUMN raw SET COMPRESSION lz4, ALTER COLUMN text SET COMPRESSION lz4,
+                ALTER COLUMN html SET COMPRESSION lz4;
+            ALTER TABLE search_index ALTER COLUMN c6 SET COMPRESSION lz4, ALTER COLUMN words SET COMPRESSION lz4;
+        EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN NULL;
+        END $$""",
+        # Totals by statement (transition tables) rather than by row: a batch of messages is one INSERT, and a
+        # row trigger updating the one totals row per message was a fifth of that INSERT's time.
+        "DROP TRIGGER totals_insert_delete ON messages",
+        "DROP TRIGGER totals_update ON messages",
+        "DROP FUNCTION totals_change()",
+        # One UPDATE each, written out: a helper SQL function cost more than the update itself (it is planned
+        # again on every call), and the row changes only when the delivered mail's counts move.
+        """CREATE FUNCTION totals_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE totals SET total = total + d.n, unread = unread + d.n_unread, size = size + d.n_size
+            FROM (SELECT count(*) AS n, count(*) FILTER (WHERE read = 0) AS n_unread,
+                    coalesce(sum(size), 0) AS n_size FROM new_rows WHERE folder = '' AND owner = '') AS d
+            WHERE d.n != 0;
+            RETURN NULL;
+        END $$""",
+        """CREATE FUNCTION totals_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE totals SET total = total - d.n, unread = unread - d.n_unread, size = size - d.n_size
+            FROM (SELECT count(*) AS n, count(*) FILTER (WHERE read = 0) AS n_unread,
+                    coalesce(sum(size), 0) AS n_size FROM old_rows WHERE folder = '' AND owner = '') AS d
+            WHERE d.n != 0;
+            RETURN NULL;
+        END $$""",
+        """CREATE FUNCTION totals_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE totals SET total = total + d.n, unread = unread + d.n_unread, size = size + d.n_size
+            FROM (SELECT sum(sign) AS n, coalesce(sum(sign) FILTER (WHERE read = 0), 0) AS n_unread,
+                    coalesce(sum(sign * size), 0) AS n_size
+                  FROM (SELECT -1 AS sign, read, size FROM old_rows WHERE folder = '' AND owner = ''
+                        UNION ALL SELECT 1, read, size FROM new_rows WHERE folder = '' AND owner = '') AS r) AS d
+            WHERE d.n != 0 OR d.n_unread != 0 OR d.n_size != 0;
+            RETURN NULL;
+        END $$""",
+        # A message's other rows go with it by one statement-level DELETE per table, not by foreign keys: the
+        # keys' checks cost a query per row and table at every insert (three per message), and their cascade
+        # a query per row at every delete. Only the store writes these tables, always with the message.
+        "ALTER TABLE bodies DROP CONSTRAINT bodies_uid_fkey",
+        "ALTER TABLE search_index DROP CONSTRAINT search_index_uid_fkey",
+        "ALTER TABLE recipients DROP CONSTRAINT recipients_uid_fkey",
+        """CREATE FUNCTION messages_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM bodies WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM search_index WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM recipients WHERE uid IN (SELECT uid FROM old_rows);
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER messages_cascade AFTER DELETE ON messages REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION messages_cascade()""",
+        """CREATE TRIGGER totals_insert AFTER INSERT ON messages REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION totals_insert()""",
+        """CREATE TRIGGER totals_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION totals_delete()""",
+        # Transition tables allow no column list: this runs for every UPDATE of messages, and changes the row
+        # only when the delivered mail's counts moved.
+        """CREATE TRIGGER totals_update AFTER UPDATE ON messages REFERENCING OLD TABLE AS old_rows
+            NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION totals_update()""",
     ),
 )
 

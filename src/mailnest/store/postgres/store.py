@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import tzinfo
 from typing import Any, TypeVar
@@ -51,6 +52,7 @@ DOWN_TIMEOUT = 0.5
 # The pool keeps trying to reconnect in the background with doubling delays; past this many seconds it starts a
 # fresh attempt at the shortest delay, so recovery after a long outage is as quick as after a short one.
 RECONNECT_EVERY = 3.0
+CHECK_AFTER = 1.0  # seconds: a connection idle for longer is tested before it is lent again
 
 
 class Tx:
@@ -106,6 +108,8 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin):
         self._closed = False
         self._started = False
         self._down = False  # the last call found the database unreachable
+        # when each pooled connection was last given back in good order (see _check)
+        self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
         self._init_ingest()
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin):
             self.url, min_size=_POOL_MIN, max_size=_POOL_MAX, open=False, timeout=CONNECT_TIMEOUT,
             kwargs={"autocommit": True, "options": f"-c search_path={self._search_path}",
                     "connect_timeout": int(CONNECT_TIMEOUT)},
-            check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_EVERY,
+            check=self._check, reconnect_timeout=RECONNECT_EVERY,
             name=f"mailnest-{self.schema}")
         try:
             await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
@@ -175,6 +179,16 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin):
 
     # -- connections ------------------------------------------------------------------------------------
 
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The pool's test of a connection it lends: a round trip, skipped for one given back in good order
+        within CHECK_AFTER seconds (under load that round trip was a third of the database's CPU per batch; a
+        connection the server dropped meanwhile fails its call, which the caller sees as unavailable, and the
+        pool replaces it)."""
+        returned = self._returned.get(conn)
+        if returned is not None and time.monotonic() - returned < CHECK_AFTER:
+            return
+        await AsyncConnectionPool.check_connection(conn)
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         if self._pool is None or self._pool.closed:  # not `_closed`: close() lets queued adds finish first
@@ -182,7 +196,10 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin):
         try:
             async with self._pool.connection(timeout=DOWN_TIMEOUT if self._down else CONNECT_TIMEOUT) as conn:
                 self._down = False
+                self._returned.pop(conn, None)
                 yield conn
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    self._returned[conn] = time.monotonic()
         except Exception as exc:
             error = store_error(exc)
             if error is exc:
@@ -196,12 +213,36 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin):
         async with self._connection() as conn:
             return await fn(Tx(conn))
 
-    async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True) -> T:
-        """fn(tx) in one transaction; then its events are NOTIFYed (same transaction) and published here."""
-        async with self._connection() as conn, conn.transaction():
+    async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
+                     pipeline: bool = False) -> T:
+        """fn(tx) in one transaction; then its events are NOTIFYed (same transaction) and published here.
+        `pipeline` sends statements without waiting for each one's answer (psycopg's pipeline mode: only
+        reading a result waits), so BEGIN goes with the first statement and the NOTIFY with the COMMIT."""
+        async with self._connection() as conn:
             tx = Tx(conn)
-            result = await fn(tx)
-            counter = await notify.announce(conn, self.channel, self.node, tx.events) if announce else 0
+            if pipeline:
+                # BEGIN and COMMIT by hand: psycopg's transaction() waits for each in pipeline mode (six round
+                # trips a batch, measured with strace; two now), and round trips were most of the database's
+                # CPU per batch.
+                try:
+                    async with conn.pipeline():
+                        await conn.execute("BEGIN")
+                        # The same statements every batch: planning them again each time (PostgreSQL keeps
+                        # choosing custom plans for array parameters) was a sixth of the database's CPU.
+                        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                        result = await fn(tx)
+                        sent = await notify.announce(conn, self.channel, self.node, tx.events) if announce else None
+                        await conn.execute("COMMIT")
+                except BaseException:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        with contextlib.suppress(Exception):
+                            await conn.execute("ROLLBACK")
+                    raise
+            else:
+                async with conn.transaction():
+                    result = await fn(tx)
+                    sent = await notify.announce(conn, self.channel, self.node, tx.events) if announce else None
+            counter = await notify.counter(sent)
         if announce and self._listener is not None:
             self._listener.own_commit(counter, tx.added)
         for event in tx.events:

@@ -26,7 +26,8 @@ class TagMixin:
 
     if TYPE_CHECKING:
         async def _read(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
-        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True) -> T: ...
+        async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
+                         pipeline: bool = False) -> T: ...
 
     def configure_tags(self, rules: Sequence[TagRule]) -> None:
         """Set the tag rules; each query is compiled once, shaped to test the one message just inserted."""
