@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ... import events
 from ...models import Envelope, Summary
 from ..base import INBOX, FolderError, FolderStatus, View, owner_of
+from ..shared import imap_view_where
 from ..sqlite.imap import _flag_text, _flags
 from ..sqlite.rows import _SUMMARY_COLUMNS, new_id, summary_from_row
 
@@ -31,11 +32,7 @@ _COPIED_COLUMNS = ("message_id, subject, from_json, to_json, cc_json, bcc_json, 
 
 
 def _view_where(login: str | None, folder: str) -> tuple[str, list[Any]]:
-    if folder == INBOX:
-        if login is None:
-            return "m.folder = ''", []
-        return "m.folder = '' AND m.uid IN (SELECT uid FROM recipients WHERE mailbox = %s)", [login]
-    return "m.folder = %s AND m.owner = %s", [folder, owner_of(login)]
+    return imap_view_where(login, folder, "%s")
 
 
 async def _folder_exists(tx: Tx, owner: str, name: str) -> bool:

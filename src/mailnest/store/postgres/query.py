@@ -14,6 +14,7 @@ from typing import Any
 
 from ... import search
 from ...search import Filter, QueryError
+from ..shared import DELIVERED, combine_view
 
 _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "": search.TEXT_COLUMNS,
@@ -105,10 +106,10 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
     if unwanted:
         tests = " OR ".join(test for test, _ in unwanted)
         params = [p for _, ps in unwanted for p in ps]
-        if one_row:
-            clauses.append((f"NOT EXISTS (SELECT 1 FROM search_index s WHERE s.uid = m.uid AND ({tests}))", params))
-        else:
-            clauses.append((f"m.uid NOT IN (SELECT s.uid FROM search_index s WHERE {tests})", params))
+        # NOT EXISTS in both forms: PostgreSQL makes it an anti-join that tests only the rows in question, where
+        # `NOT IN (SELECT ...)` built a hashed subplan over every matching row first (`quarterly -invoice` at
+        # 100,000 messages: 656 ms, then about 50 ms).
+        clauses.append((f"NOT EXISTS (SELECT 1 FROM search_index s WHERE s.uid = m.uid AND ({tests}))", params))
     return Filter(" AND ".join(sql for sql, _ in clauses), tuple(p for _, params in clauses for p in params),
                   all_folders=any(term.field == "folder" for term in terms))
 
@@ -133,23 +134,12 @@ def _mailbox_anywhere(mailbox: str) -> tuple[str, list[Any]]:
 def view(mailbox: str | None, query: str | Any, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
     """WHERE over `messages AS m` for delivered mail of a mailbox (or all), narrowed by a query or by any of
     several (ORed); a query with a `folder:` term chooses its folders itself (SQLiteStore._view's rules)."""
-    delivered = ["m.folder = '' AND m.owner = ''"]
+    delivered = [DELIVERED]
     params: list[Any] = []
     if mailbox:
         clause, value = mailbox_clause(mailbox)
         delivered.append(clause)
         params.append(value)
     compiled = [compile(one, tz=tz) for one in ((query,) if isinstance(query, str) else query)]
-    if not compiled or any(c is search.MATCH_ALL for c in compiled):
-        return " AND ".join(delivered), params
-    if not any(c.all_folders for c in compiled):
-        where = " AND ".join(delivered) + " AND (" + " OR ".join(f"({c.where})" for c in compiled) + ")"
-        return where, params + [p for c in compiled for p in c.params]
-    anywhere, anywhere_params = ("TRUE", []) if not mailbox else _mailbox_anywhere(mailbox)
-    alternatives: list[str] = []
-    alternative_params: list[Any] = []
-    for c in compiled:
-        scope, scope_params = (anywhere, anywhere_params) if c.all_folders else (" AND ".join(delivered), params)
-        alternatives.append(f"({scope} AND ({c.where}))")
-        alternative_params += [*scope_params, *c.params]
-    return "(" + " OR ".join(alternatives) + ")", alternative_params
+    return combine_view(delivered, params, compiled,
+                        lambda: ("TRUE", []) if not mailbox else _mailbox_anywhere(mailbox))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ... import events, search
 from ...models import Summary
-from ...tags import TagRule, unique
+from ...tags import TagRule, removing, renaming, unique
 from . import query as compiler
 
 if TYPE_CHECKING:
@@ -83,13 +83,11 @@ class TagMixin:
 
     async def rename_tag(self, old: str, new: str) -> list[str]:
         """Rename a tag on every message (case-insensitive match); merges into `new` where both are present."""
-        lowered = old.lower()
-        return await self._retag(old, lambda tags: unique(new if t.lower() == lowered else t for t in tags))
+        return await self._retag(old, renaming(old, new))
 
     async def delete_tag(self, name: str) -> list[str]:
         """Remove a tag from every message; the messages stay."""
-        lowered = name.lower()
-        return await self._retag(name, lambda tags: tuple(t for t in tags if t.lower() != lowered))
+        return await self._retag(name, removing(name))
 
 
 __all__ = ["TagMixin"]
