@@ -13,6 +13,7 @@ Figures, not a pass/fail test.
 
     python benchmarks/team_bench.py
     python benchmarks/team_bench.py --rounds 5 --seconds 3 --samples 300
+    python benchmarks/team_bench.py --body words          # varied prose: what indexing real text costs
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
+import smtp_ingest  # noqa: E402
 from smtp_ingest import _connection, _start, load, make_message  # noqa: E402
 from tests.pgcluster import PostgresServer, find_bindir  # noqa: E402
 
@@ -115,7 +117,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each sustained round")
     parser.add_argument("--connections", type=int, default=10, help="per node")
     parser.add_argument("--samples", type=int, default=200, help="messages timed for cross-node visibility")
+    parser.add_argument("--body", choices=("repeat", "words"), default="repeat",
+                        help="one repeated line (cheap to index), or varied prose (smtp_ingest.py's --body)")
     args = parser.parse_args()
+    smtp_ingest.BODY = args.body
     bindir = find_bindir()
     if bindir is None:
         sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
