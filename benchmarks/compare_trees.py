@@ -13,7 +13,6 @@ Figures, not a pass/fail test.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from smtp_ingest import _human, load, parse_size
+from smtp_ingest import _human, parse_size, sustained
 
 
 def serve(src: Path | None, workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -43,20 +42,6 @@ def serve(src: Path | None, workdir: Path, name: str) -> tuple[subprocess.Popen[
             sys.exit(f"mailnest from {src or 'this checkout'} did not start")
         time.sleep(0.05)
     return proc, int(json.loads(ports_file.read_text())["smtp"])
-
-
-def sustained(port: int, size: int, seconds: float, connections: int, per_connection: int) -> float:
-    async def run() -> int:
-        sent = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            await load(port, size=size, connections=connections, per_connection=per_connection)
-            sent += connections * per_connection
-        return sent
-
-    started = time.perf_counter()
-    sent = asyncio.run(run())
-    return sent / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -77,8 +62,8 @@ def main() -> None:
                 connections, per_connection = (2, 2) if size >= 1024 * 1024 else (10, 10)
                 rates: dict[str, list[float]] = {"old": [], "new": []}
                 for _ in range(args.rounds):  # A B A B: the machine's noise falls on both alike
-                    rates["old"].append(sustained(old_port, size, args.seconds, connections, per_connection))
-                    rates["new"].append(sustained(new_port, size, args.seconds, connections, per_connection))
+                    rates["old"].append(sustained(old_port, size, args.seconds, connections, per_connection)[0])
+                    rates["new"].append(sustained(new_port, size, args.seconds, connections, per_connection)[0])
                 ratios = [n / o for n, o in zip(rates["new"], rates["old"], strict=True)]
                 print(f"{_human(size)}: old {statistics.median(rates['old']):8.1f} msgs/s, new "
                       f"{statistics.median(rates['new']):8.1f} msgs/s, new/old {statistics.median(ratios):.2f}x "

@@ -160,17 +160,21 @@ async def visibility(http_port: int, port: int, samples: int) -> tuple[float, fl
     return statistics.median(delays) * 1000, delays[int(len(delays) * 0.99)] * 1000
 
 
+def sustained(port: int, size: int, seconds: float, connections: int,
+              per_connection: int) -> tuple[float, list[dict[str, float]]]:
+    """Back-to-back loads on one server for `seconds`: (messages per second, each load's figures)."""
+    runs: list[dict[str, float]] = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        runs.append(asyncio.run(load(port, size=size, connections=connections, per_connection=per_connection)))
+    return len(runs) * connections * per_connection / (time.perf_counter() - started), runs
+
+
 def run_sustained(size: int, connections: int, per_connection: int, seconds: float,
                   servers: dict[str, int]) -> None:
     print(f"\n{_human(size)} messages, {connections} connections x {per_connection} messages, back to back for "
           f"{seconds:.0f} s per server:")
-    rates = {}
-    for name, port in servers.items():
-        sent, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            asyncio.run(load(port, size=size, connections=connections, per_connection=per_connection))
-            sent += connections * per_connection
-        rates[name] = sent / (time.perf_counter() - started)
+    rates = {name: sustained(port, size, seconds, connections, per_connection)[0] for name, port in servers.items()}
     for name, rate in rates.items():
         print(f"  {name:14s} {rate:8.1f} msgs/s  ratio {rate / rates['bare-aiosmtpd']:4.2f}x")
 
@@ -182,14 +186,8 @@ def run_case(size: int, connections: int, per_connection: int, rounds: int, seco
     results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     for _ in range(rounds):  # interleave the servers so noise hits both alike
         for name, port in servers.items():
-            runs: list[dict[str, float]] = []
-            started = time.perf_counter()
-            while time.perf_counter() - started < seconds:
-                runs.append(asyncio.run(load(port, size=size, connections=connections,
-                                             per_connection=per_connection)))
-            elapsed = time.perf_counter() - started
-            sent = len(runs) * connections * per_connection
-            results[name].append({"msgs_per_s": sent / elapsed, "mb_per_s": sent * size / elapsed / 1e6,
+            rate, runs = sustained(port, size, seconds, connections, per_connection)
+            results[name].append({"msgs_per_s": rate, "mb_per_s": rate * size / 1e6,
                                   "p50_ms": statistics.median(r["p50_ms"] for r in runs),
                                   "p99_ms": max(r["p99_ms"] for r in runs)})
     ratios = [m["msgs_per_s"] / b["msgs_per_s"] for m, b in zip(results["mailnest"], results["bare-aiosmtpd"],

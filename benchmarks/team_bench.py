@@ -34,9 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
 import smtp_ingest  # noqa: E402
-from smtp_ingest import _connection, _start, load, make_message  # noqa: E402
+from smtp_ingest import _start, load, visibility  # noqa: E402
 from tests.pgcluster import PostgresServer, find_bindir  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -97,20 +96,6 @@ def sustained(ports: list[int], seconds: float, connections: int) -> tuple[int, 
     return sent, time.perf_counter() - started
 
 
-async def visibility(smtp_port: int, http_port: int, samples: int) -> tuple[float, float]:
-    delays = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
-        for i in range(samples):
-            ids: list[tuple[str, float]] = []
-            await _connection(smtp_port, [make_message(2048, i)], [], ids)
-            message_id, acked = ids[0]
-            while (await client.get(f"/api/v1/message/{message_id}")).status_code != 200:
-                pass
-            delays.append(time.perf_counter() - acked)
-    delays.sort()
-    return statistics.median(delays) * 1000, delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -158,7 +143,7 @@ def main() -> None:
                       f"(rounds: {', '.join(f'{v:.0f}' for v in values)})")
             print(f"PostgreSQL CPU per message / receiving node's CPU per message: "
                   f"{statistics.median(pg_share):.2f} (rounds: {', '.join(f'{v:.2f}' for v in pg_share)})")
-            p50, p99 = asyncio.run(visibility(a_ports["smtp"], b_ports["http"], args.samples))
+            p50, p99 = asyncio.run(visibility(b_ports["http"], a_ports["smtp"], args.samples))  # send A, read B
             print(f"250 on node A to visible through node B's API: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                   f"({args.samples} messages, one at a time)")
     finally:
