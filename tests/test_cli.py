@@ -223,3 +223,12 @@ def test_a_database_url_is_shown_without_its_password() -> None:
     assert shown("postgresql://team:s3cret@db:5432/mail") == "postgresql://team:***@db:5432/mail"
     assert shown("postgres://db/mail") == "postgres://db/mail"
     assert shown(Path("mail.db")) == "mail.db" and shown(None) == ""
+
+
+def test_a_tenant_name_with_a_trailing_newline_is_refused() -> None:
+    """`$` in a pattern also matches before a final newline: the check is a full match, so "abc\\n" is refused
+    before anything connects (it used to create a schema whose name broke every pooled connection)."""
+    from mailnest.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="lower-case letters"):
+        Config(db="postgresql://h/mail", tenant="abc\n")

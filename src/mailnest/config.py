@@ -43,10 +43,10 @@ def _check_tenant(tenant: str | None, db: Path | str | None) -> None:
 
 def tenant_problem(tenant: str) -> str | None:
     """Why `tenant` cannot name a tenant's schema, or None when it can."""
-    if not TENANT.match(tenant):
+    if not TENANT.fullmatch(tenant):
         return (f"{tenant!r}: use 1-54 lower-case letters, digits and _, starting with a letter or _ (it names a "
                 "PostgreSQL schema)")
-    if _RESERVED_TENANTS.match(tenant):
+    if _RESERVED_TENANTS.fullmatch(tenant):
         return (f"{tenant!r} is reserved: 'mailnest' is the mail of nodes without --tenant, and public, "
                 "information_schema and pg_* belong to PostgreSQL; choose another name")
     return None

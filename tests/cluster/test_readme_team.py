@@ -7,6 +7,7 @@ PGUSER, as a superuser's shell would."""
 
 from __future__ import annotations
 
+import imaplib
 import os
 import re
 import shlex
@@ -44,6 +45,14 @@ def argv(line: str) -> list[str]:
     """A README command line as arguments; a trailing `&` (run in the background) is the test's Popen."""
     words = shlex.split(line.rstrip().removesuffix("&"))
     return [MAILNEST, *words[1:]] if words[0] == "mailnest" else words
+
+
+def imap_uidvalidity(serve_line: str) -> int:
+    host, port = re.search(r"--imap (\S+):(\d+)", serve_line).groups()  # type: ignore[union-attr]
+    with imaplib.IMAP4(host, int(port), timeout=15) as imap:
+        imap.login("*", "x")
+        _, data = imap.status("INBOX", "(UIDVALIDITY)")
+    return int(re.search(rb"UIDVALIDITY (\d+)", data[0]).group(1))  # type: ignore[union-attr,index]
 
 
 def ready(url: str) -> bool:
@@ -108,7 +117,8 @@ def test_the_team_instance_section_works_as_printed(postgres_server, tmp_path: P
     (tmp_path / "haproxy.cfg").write_text(haproxy_cfg)
     commands = lines(check)
     assert commands[0].startswith("haproxy ")
-    balancer = subprocess.Popen(argv(commands[0]), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    balancer = subprocess.Popen(argv(commands[0]), cwd=tmp_path, stdout=(tmp_path / "haproxy.log").open("wb"),
+                                stderr=subprocess.STDOUT)
     background.append(balancer)
     front = re.search(r"bind (\S+:8025)", haproxy_cfg).group(1)  # type: ignore[union-attr]
     wait_until(lambda: ready(f"http://{front}/readyz"), "HAProxy's checks to pass")
@@ -128,21 +138,30 @@ def test_the_team_instance_section_works_as_printed(postgres_server, tmp_path: P
         assert listed["messages_count"] == 4, (address, listed)
 
     # Backups: the README's pg_dump while the nodes run, then its pg_restore with the nodes stopped.
-    dump, restore = lines(backup)
+    dump, *restore = lines(backup)
+    uidvalidity = imap_uidvalidity(serves[1])
     subprocess.run(dump, shell=True, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=60)
     subprocess.run([MAILNEST, "send", "--smtp", f"{smtp}:1025", "--to", "dev@example.com", "--subject",
                     "after the backup"], env=env, check=True, capture_output=True, timeout=60)
     for proc in nodes[1:]:
         proc.terminate()
         proc.wait(15)
-    subprocess.run(restore, shell=True, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=60)
-    restarted = subprocess.Popen(argv(serves[1]), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.STDOUT)
+    # Restored into a new, empty database (the hard case: no pg_trgm there yet), owned by the README's role.
+    fresh = postgres_server.create_database()
+    name = fresh.rsplit("/", 1)[1]
+    postgres_server.psql(f'ALTER DATABASE "{name}" OWNER TO mailnest')
+    env["MAILNEST_DB"] = env["MAILNEST_DB"].rsplit("/", 1)[0] + "/" + name
+    for line in restore:
+        result = subprocess.run(line, shell=True, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+    log = (tmp_path / "node-restored.log").open("wb")
+    restarted = subprocess.Popen(argv(serves[1]), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     background.append(restarted)
     wait_until(lambda: ready(f"http://{http[1]}/readyz"), "the restarted node")
+    assert imap_uidvalidity(serves[1]) != uidvalidity  # IMAP clients resync: UIDs after the backup may come again
     subjects = sorted(m["Subject"] for m in httpx.get(f"http://{http[1]}/api/v1/messages", timeout=10)
                       .json()["messages"])
     assert subjects == ["after the kill 0", "after the kill 1", "after the kill 2", "through the balancer"]
-    for log in tmp_path.glob("node*.log"):
-        text = log.read_text(errors="replace")
+    for path in tmp_path.glob("*.log"):
+        text = path.read_text(errors="replace")
         assert "Traceback" not in text and "change-me" not in text, text

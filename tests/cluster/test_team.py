@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import json
+import poplib
 import smtplib
 import threading
 import time
@@ -39,7 +40,7 @@ def test_mail_sent_to_one_node_is_live_on_every_node(start_node: StartNode) -> N
 
     waiter = threading.Thread(target=wait_on_node2)
     waiter.start()
-    imap = imaplib.IMAP4("127.0.0.1", node3.ports["imap"])
+    imap = imaplib.IMAP4("127.0.0.1", node3.ports["imap"], timeout=15)
     imap.login("*", "x")
     imap.select("INBOX")
     imap.send(b"i1 IDLE\r\n")
@@ -92,6 +93,7 @@ def test_each_message_is_posted_to_the_webhook_once(start_node: StartNode) -> No
         assert sorted(str(post["ID"]) for post in hooks.received) == sorted(sent)
     finally:
         receiver.shutdown()
+        receiver.server_close()
 
 
 def test_each_allowed_message_is_relayed_once(start_node: StartNode) -> None:
@@ -121,16 +123,17 @@ def test_retention_prunes_once_for_every_node(start_node: StartNode) -> None:
 def test_a_node_killed_mid_load_loses_nothing_acknowledged(start_node: StartNode) -> None:
     victim, survivor, other = start_node(), start_node(), start_node()
     stop = threading.Event()
+    errors: list[Exception] = []
 
     def load(node: Node, prefix: str) -> None:
         n = 0
         while not stop.is_set():
             try:
                 node.send(f"{prefix} {n}")
-            except (OSError, smtplib.SMTPException):
-                if node is victim:
-                    return  # killed
-                raise
+            except (OSError, smtplib.SMTPException) as exc:
+                if node is not victim:
+                    errors.append(exc)
+                return  # the victim: killed
             n += 1
 
     senders = [threading.Thread(target=load, args=(victim, f"victim {i}")) for i in range(3)]
@@ -143,6 +146,8 @@ def test_a_node_killed_mid_load_loses_nothing_acknowledged(start_node: StartNode
     stop.set()
     for thread in senders:
         thread.join(30)
+    assert not errors and not any(t.is_alive() for t in senders), errors
+    assert other.acknowledged
     acknowledged = list(victim.acknowledged) + list(other.acknowledged)
     with survivor.api() as api:
         for message_id in acknowledged:
@@ -151,7 +156,7 @@ def test_a_node_killed_mid_load_loses_nothing_acknowledged(start_node: StartNode
 
 
 def test_postgresql_restart_gives_temporary_errors_then_recovers(start_node: StartNode, postgres_server) -> None:
-    node1, node2 = start_node(), start_node()
+    node1, node2 = start_node(), start_node("--pop3", "127.0.0.1:0")
     before = node1.send("before the restart")
     postgres_server.stop()
     try:
@@ -162,6 +167,19 @@ def test_postgresql_restart_gives_temporary_errors_then_recovers(start_node: Sta
             assert api.get("/readyz").status_code == 503
             down = api.get("/api/v1/messages")
             assert down.status_code == 503 and "database" in down.json()["Error"], down.text
+            assert down.headers["Retry-After"] == "2"
+        with imaplib.IMAP4("127.0.0.1", node2.ports["imap"], timeout=15) as imap:
+            imap.login("*", "x")
+            status, reply = imap._simple_command("SELECT", "INBOX")
+            assert status == "NO" and b"[UNAVAILABLE]" in reply[-1], (status, reply)
+        pop = poplib.POP3("127.0.0.1", node2.ports["pop3"], timeout=15)
+        try:
+            pop.user("*")
+            with pytest.raises(poplib.error_proto, match=r"SYS/TEMP"):
+                pop.pass_("x")
+                pop.stat()
+        finally:
+            pop.close()
     finally:
         postgres_server.start(same_port=True)
 

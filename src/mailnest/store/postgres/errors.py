@@ -18,6 +18,22 @@ def store_error(exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, pg_errors.DiskFull):
         return StoreFullError(f"the PostgreSQL server's disk is full: {exc}")
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError)):
+    if is_unreachable(exc):
         return StoreUnavailableError(f"the PostgreSQL database is unavailable: {exc}")
     return exc
+
+
+# SQLSTATEs that say the server cannot serve now: admin or crash shutdown, cannot connect now, too many
+# connections. Class 08 (connection exceptions) too. Other OperationalErrors (a deadlock, an index row too big,
+# a cancelled statement) are about one statement: the batch is retried a message at a time, nothing is "down".
+_UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """`exc` says the server cannot be reached or cannot serve now (as opposed to one statement failing)."""
+    if isinstance(exc, (psycopg.InterfaceError, OSError)):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _UNREACHABLE_STATES

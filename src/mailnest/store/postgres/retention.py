@@ -49,7 +49,11 @@ class RetentionMixin:
                                         "ORDER BY uid LIMIT %s)", (excess,), pruned=True)
 
     async def _prune_older(self, tx: Tx, cutoff: float) -> builtins.list[tuple[int, str]]:
-        """Once per database however many nodes: whoever holds the lock prunes, the others skip this round."""
+        """Once per database however many nodes: whoever holds the lock prunes, the others skip this round.
+
+        The totals row first, then the retention lock: the order an ingest takes them in (its INSERT's trigger
+        locks the row, then `_prune_excess` the lock). The other order deadlocked with a concurrent ingest."""
+        await tx.run("SELECT 1 FROM totals FOR UPDATE")
         row = await tx.one("SELECT pg_try_advisory_xact_lock(hashtext(%s))",
                            (schema.lock_key(self.schema, "retention"),))
         if not row or not row[0]:

@@ -36,7 +36,7 @@ from . import notify, schema
 from . import query as compiler
 from .errors import store_error
 from .imap import ImapMixin
-from .ingest import IngestMixin
+from .ingest import IngestMixin, _text
 from .retention import RetentionMixin
 from .tags import TagMixin
 
@@ -67,16 +67,25 @@ class Tx:
         self.events.append(event)
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = await self.conn.execute(sql, params)
+        cur = await self.conn.execute(sql, _params(params))
         return await cur.fetchall()
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        cur = await self.conn.execute(sql, params)
+        cur = await self.conn.execute(sql, _params(params))
         return await cur.fetchone()
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = await self.conn.execute(sql, params)
+        cur = await self.conn.execute(sql, _params(params))
         return cur.rowcount
+
+
+def _params(params: Sequence[Any]) -> Sequence[Any]:
+    """Text parameters as ingest stored them (a NUL, which PostgreSQL text cannot hold, as U+FFFD): a lookup by
+    an id or a mailbox holding a NUL finds nothing, as on SQLite, instead of failing."""
+    if not any((isinstance(p, str) and "\x00" in p) or isinstance(p, list) for p in params):
+        return params
+    return [_text(p) if isinstance(p, str) else [_text(v) for v in p] if isinstance(p, list) else p
+            for p in params]
 
 
 def schema_name(tenant: str | None) -> str:
