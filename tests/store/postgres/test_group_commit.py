@@ -36,7 +36,9 @@ async def test_concurrent_adds_share_transactions(pg_url: str, open_pg: Callable
     summaries = await asyncio.gather(*(store.add(_raw(n), ENVELOPE) for n in range(200)))
     transactions = _changes(pg_url) - before
     assert len({s.uid for s in summaries}) == 200
-    assert 1 <= transactions < 100, transactions  # one writer, batches: far fewer commits than messages
+    # One writer: 200 adds queued in one loop turn go in a handful of commits (batches of up to 500; the first
+    # may start before the rest are queued), never one per message.
+    assert 1 <= transactions <= 20, transactions
     assert [s.subject for s in summaries] == [f"message {n}" for n in range(200)]
     assert (await store.stats()).total == 200
 
