@@ -5,10 +5,11 @@ once; the backends differ only in their search compilers and their SQL dialects.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import tzinfo
 from typing import Any
 
 from .. import search
-from .base import INBOX, owner_of
+from .base import INBOX, FolderError, Query, owner_of
 
 DELIVERED = "m.folder = '' AND m.owner = ''"  # mail delivered by SMTP, the API or an import, not filed by IMAP
 
@@ -33,6 +34,30 @@ def combine_view(delivered: list[str], params: list[Any], compiled: Sequence[sea
         alternatives.append(f"({scope} AND ({c.where}))")
         alternative_params += [*scope_params, *c.params]
     return "(" + " OR ".join(alternatives) + ")", alternative_params
+
+
+def view(mailbox: str | None, query: Query, tz: tzinfo | None, *,
+         compile: Callable[..., search.Filter], mailbox_clause: Callable[[str], tuple[str, Any]],
+         mailbox_anywhere: Callable[[str], tuple[str, list[Any]]], true: str) -> tuple[str, list[Any]]:
+    """The WHERE over `messages AS m` for delivered mail in a mailbox (or all), narrowed by a query or by any of
+    several (ORed); dates in queries are read in `tz`. Each backend brings its search compiler, its mailbox
+    clauses and its SQL for "true"."""
+    delivered = [DELIVERED]
+    params: list[Any] = []
+    if mailbox:
+        clause, value = mailbox_clause(mailbox)
+        delivered.append(clause)
+        params.append(value)
+    compiled = [compile(one, tz=tz) for one in ((query,) if isinstance(query, str) else query)]
+    return combine_view(delivered, params, compiled, lambda: (true, []) if not mailbox else mailbox_anywhere(mailbox))
+
+
+def check_rename(old: str, new: str) -> None:
+    """The renames no backend does: INBOX is not renamed, and nothing is renamed to INBOX."""
+    if old == INBOX:
+        raise FolderError("Renaming INBOX is not supported")
+    if new == INBOX:
+        raise FolderError("Mailbox already exists")
 
 
 def imap_view_where(login: str | None, folder: str, placeholder: str) -> tuple[str, list[Any]]:

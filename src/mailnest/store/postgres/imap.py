@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ... import events
 from ...models import Envelope, Summary
 from ..base import INBOX, FolderError, FolderStatus, View, owner_of
-from ..shared import imap_view_where
+from ..shared import check_rename, imap_view_where
 from ..sqlite.imap import _flag_text, _flags
 from ..sqlite.rows import _SUMMARY_COLUMNS, new_id, summary_from_row
 
@@ -126,10 +126,7 @@ class ImapMixin:
 
     async def imap_rename_folder(self, login: str | None, old: str, new: str, delimiter: str) -> None:
         owner = owner_of(login)
-        if old == INBOX:
-            raise FolderError("Renaming INBOX is not supported")
-        if new == INBOX:
-            raise FolderError("Mailbox already exists")
+        check_rename(old, new)
 
         async def run(tx: Tx) -> None:
             if not await _folder_exists(tx, owner, old):

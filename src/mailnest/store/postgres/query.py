@@ -14,7 +14,7 @@ from typing import Any
 
 from ... import search
 from ...search import Filter, QueryError
-from ..shared import DELIVERED, combine_view
+from .. import shared
 
 _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "": search.TEXT_COLUMNS,
@@ -134,12 +134,5 @@ def _mailbox_anywhere(mailbox: str) -> tuple[str, list[Any]]:
 def view(mailbox: str | None, query: str | Any, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
     """WHERE over `messages AS m` for delivered mail of a mailbox (or all), narrowed by a query or by any of
     several (ORed); a query with a `folder:` term chooses its folders itself (SQLiteStore._view's rules)."""
-    delivered = [DELIVERED]
-    params: list[Any] = []
-    if mailbox:
-        clause, value = mailbox_clause(mailbox)
-        delivered.append(clause)
-        params.append(value)
-    compiled = [compile(one, tz=tz) for one in ((query,) if isinstance(query, str) else query)]
-    return combine_view(delivered, params, compiled,
-                        lambda: ("TRUE", []) if not mailbox else _mailbox_anywhere(mailbox))
+    return shared.view(mailbox, query, tz, compile=compile, mailbox_clause=mailbox_clause,
+                       mailbox_anywhere=_mailbox_anywhere, true="TRUE")

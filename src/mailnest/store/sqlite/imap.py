@@ -29,7 +29,7 @@ from ...events import (
 from ...mime.header import block_end
 from ...models import Envelope, Summary
 from ..base import INBOX, FolderError, FolderStatus, View, owner_of
-from ..shared import imap_view_where
+from ..shared import check_rename, imap_view_where
 from .connections import Connections
 from .ingest import Ingest
 from .prepare import insert_prepared
@@ -142,10 +142,7 @@ class ImapMethods:
 
     async def imap_rename_folder(self, login: str | None, old: str, new: str, delimiter: str) -> None:
         owner = owner_of(login)
-        if old == INBOX:
-            raise FolderError("Renaming INBOX is not supported")
-        if new == INBOX:
-            raise FolderError("Mailbox already exists")
+        check_rename(old, new)
 
         def run(conn: sqlite3.Connection) -> list[int]:
             if not _folder_exists(conn, owner, old):

@@ -7,8 +7,8 @@ from datetime import tzinfo
 from typing import Any
 
 from ... import search
+from .. import shared
 from ..base import Query
-from ..shared import DELIVERED, combine_view
 
 
 def mailbox_clause(mailbox: str) -> tuple[str, str]:
@@ -34,12 +34,5 @@ def view(mailbox: str | None, query: Query, tz: tzinfo | None = None) -> tuple[s
     """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query, or by any of several
     queries (ORed: MailHog's search and Mailpit's tag rules need that). Dates in queries are read in `tz`.
     A query with a `folder:` term chooses its folders itself: it is narrowed to the mailbox only."""
-    delivered = [DELIVERED]
-    params: list[Any] = []
-    if mailbox:
-        clause, value = mailbox_clause(mailbox)
-        delivered.append(clause)
-        params.append(value)
-    compiled = [search.compile(one, tz=tz) for one in ((query,) if isinstance(query, str) else query)]
-    return combine_view(delivered, params, compiled,
-                        lambda: ("1", []) if not mailbox else _mailbox_anywhere(mailbox))
+    return shared.view(mailbox, query, tz, compile=search.compile, mailbox_clause=mailbox_clause,
+                       mailbox_anywhere=_mailbox_anywhere, true="1")
