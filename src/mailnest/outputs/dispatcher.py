@@ -6,6 +6,11 @@ order (MH numbers follow arrival order under concurrent deliveries), while a slo
 another. File writes run on the dispatcher's own threads, never on the event loop. An output that fails
 (disk full, read-only folder) is logged and skipped for that message; the stored message is untouched.
 File outputs are not retried: a retry could duplicate the copies already written for other recipients.
+
+Once-only work (outputs/work.py): each file output is a kind named after it (`mh`, `maildir`, `mbox`, `latest`,
+`console`) and the relay is `relay`. A kind is reported done once its write ran (or failed, which is final) and
+once the relay finished (sent, refused or given up); the message's work left undone by a node that stopped or
+died is handed back here by the sweeper of some node (`redo`), for those kinds only.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from ..config import Config
 from ..events import Event, Hub, MessageAdded
 from ..models import Summary
-from ..store.base import Store
+from ..store.base import Store, StoreFullError, StoreUnavailableError
 from .console import ConsoleOutput
 from .delivery import Delivery, FileOutput
 from .latest import LatestOutput
@@ -28,10 +33,12 @@ from .maildir import MaildirOutput
 from .mbox import MboxOutput
 from .mh import MHOutput
 from .relay import RecipientStatus, Relay, RelayNotConfigured
+from .work import WorkSweeper
 
 log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT = 30.0  # close() waits this long for queued writes before giving up on them
+RETRY_READ = 2.0  # seconds before reading a message back again when the store was unavailable
 
 
 def build_outputs(config: Config, *, console_stream: TextIO | None = None) -> list[FileOutput]:
@@ -53,9 +60,10 @@ def build_outputs(config: Config, *, console_stream: TextIO | None = None) -> li
 class _Worker:
     """One output's queue, drained in order on the dispatcher's threads."""
 
-    def __init__(self, output: FileOutput, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, output: FileOutput, executor: ThreadPoolExecutor, done: Callable[[int, str], None]) -> None:
         self.output = output
-        self.queue: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, Delivery] | None] = asyncio.Queue()
+        self._done = done
         self._executor = executor
         self.failures = 0
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"mailnest-output-{output.name}")
@@ -63,11 +71,12 @@ class _Worker:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            delivery = await self.queue.get()
+            item = await self.queue.get()
+            delivery = item[1] if item is not None else None
             try:
-                if delivery is None:
+                if item is None:
                     return
-                await loop.run_in_executor(self._executor, self.output.write, delivery)
+                await loop.run_in_executor(self._executor, self.output.write, item[1])
             except OSError as exc:
                 self.failures += 1
                 log.error("%s output could not write message %s: %s", self.output.name, delivery and delivery.id, exc)
@@ -75,6 +84,8 @@ class _Worker:
                 self.failures += 1
                 log.exception("%s output failed on message %s", self.output.name, delivery and delivery.id)
             finally:
+                if item is not None:  # written or failed: either is final (a file output is not retried)
+                    self._done(item[0], self.output.name)
                 self.queue.task_done()
 
 
@@ -85,15 +96,17 @@ class OutputDispatcher:
     """
 
     def __init__(self, config: Config, store: Store, hub: Hub, *, console_stream: TextIO | None = None,
-                 outputs: Sequence[FileOutput] | None = None) -> None:
+                 outputs: Sequence[FileOutput] | None = None, work: WorkSweeper | None = None) -> None:
         self.config = config
+        self.work = work
         self.store = store
         self.hub = hub
         self.outputs: list[FileOutput] = (
             list(outputs) if outputs is not None else build_outputs(config, console_stream=console_stream)
         )
         self.relay: Relay | None = Relay.from_config(config)
-        self._inbox: asyncio.Queue[Summary | None] | None = None
+        # (summary, None) for a new message: every output; (summary, kinds) for work taken over: those only
+        self._inbox: asyncio.Queue[tuple[Summary, frozenset[str] | None] | None] | None = None
         self._workers: list[_Worker] = []
         self._executor: ThreadPoolExecutor | None = None
         self._fetcher: asyncio.Task[None] | None = None
@@ -103,13 +116,25 @@ class OutputDispatcher:
     def enabled(self) -> bool:
         return bool(self.outputs) or self.relay is not None
 
+    def work_kinds(self) -> tuple[str, ...]:
+        return (*(output.name for output in self.outputs), *(("relay",) if self.relay is not None else ()))
+
+    def _done(self, uid: int, kind: str) -> None:
+        if self.work is not None:
+            self.work.done(uid, kind)
+
+    async def redo(self, summary: Summary, kinds: frozenset[str]) -> None:
+        """Once-only work taken over from another node (or an earlier run): those outputs, for `summary`."""
+        if self._listening and self._inbox is not None:
+            self._inbox.put_nowait((summary, kinds))
+
     async def start(self) -> None:
         if not self.enabled or self._inbox is not None:
             return
         self._inbox = asyncio.Queue()
         if self.outputs:
             self._executor = ThreadPoolExecutor(len(self.outputs), thread_name_prefix="mailnest-output")
-            self._workers = [_Worker(output, self._executor) for output in self.outputs]
+            self._workers = [_Worker(output, self._executor, self._done) for output in self.outputs]
         self._fetcher = asyncio.get_running_loop().create_task(self._fetch(), name="mailnest-output-fetch")
         self._listening = True
         self.hub.add_listener(self._on_event, local_only=True)
@@ -118,31 +143,48 @@ class OutputDispatcher:
         # Runs inside Hub.publish: only queue, never wait. Unbounded on purpose: a Summary is small and a
         # dropped event would be a message missing from the mailbox files.
         if self._listening and isinstance(event, MessageAdded) and self._inbox is not None:
-            self._inbox.put_nowait(event.summary)
+            self._inbox.put_nowait((event.summary, None))
 
     async def _fetch(self) -> None:
         assert self._inbox is not None
         while True:
-            summary = await self._inbox.get()
+            item = await self._inbox.get()
             try:
-                if summary is None:
+                if item is None:
                     return
-                await self._dispatch(summary)
+                await self._dispatch(*item)
+            except (StoreUnavailableError, StoreFullError) as exc:  # temporary: the same message again, later
+                assert item is not None
+                log.warning("outputs could not read message %s back from the store (%s); trying again in %.0fs",
+                            item[0].id, exc, RETRY_READ)
+                asyncio.get_running_loop().call_later(RETRY_READ, self._requeue, item)
             except Exception:
-                log.exception("outputs could not read message %s back from the store", summary and summary.id)
+                log.exception("outputs could not read message %s back from the store", item and item[0].id)
+                if item is not None:  # final: its work is not left held (and renewed) by this node forever
+                    for kind in item[1] or self.work_kinds():
+                        self._done(item[0].uid, kind)
             finally:
                 self._inbox.task_done()
 
-    async def _dispatch(self, summary: Summary) -> None:
+    def _requeue(self, item: tuple[Summary, frozenset[str] | None]) -> None:
+        if self._listening and self._inbox is not None:
+            self._inbox.put_nowait(item)
+
+    async def _dispatch(self, summary: Summary, kinds: frozenset[str] | None) -> None:
+        wanted = frozenset(self.work_kinds()) if kinds is None else kinds
         found = (await self.store.raw_with_envelopes([summary.id])).get(summary.id)  # one read, no parse
         if found is None:
             log.debug("message %s was deleted before the outputs ran", summary.id)
+            for kind in wanted:
+                self._done(summary.uid, kind)
             return
         delivery = Delivery(summary.id, *found)
         for worker in self._workers:
-            worker.queue.put_nowait(delivery)
-        if self.relay is not None:
-            self.relay.submit(delivery)
+            if worker.output.name in wanted:
+                worker.queue.put_nowait((summary.uid, delivery))
+        if self.relay is not None and "relay" in wanted:
+            uid = summary.uid
+            self.relay.submit(delivery, done=lambda: self._done(uid, "relay"))
 
     async def flush(self) -> None:
         """Wait until every message announced so far has been written by every output."""

@@ -14,8 +14,10 @@ background, to its allowed envelope recipients (the others are not sent to, and 
 the client's ``250`` never waits for it. A temporary failure (connection refused, timeout, a 4xx reply) is
 retried with exponential backoff (1s, 2s, 4s ... at most 60s apart) up to 5 attempts, then marked failed;
 a 5xx is final at once. Each message's status, per recipient (pending / sent / failed with the reason),
-is kept in memory for the most recent 1000 relayed messages: the queue itself lives in memory too, so a
-status could not outlive a restart anyway. `release` sends a stored message on demand, to the same allow-list.
+is kept in memory for the most recent 1000 relayed messages. The queue lives in memory too, but a message's
+relay is once-only work (outputs/work.py): `submit` reports it done once every recipient is sent or failed for
+good, and a relay cut short by a stop or a crash is submitted again by the next node to sweep (recipients already
+sent to by the node that died may then get it twice: at least once, never lost). `release` sends a stored message on demand, to the same allow-list.
 
 Tunables for tests and embedding, in ``Config.extra``: ``relay_attempts`` (5), ``relay_backoff`` (1.0 s),
 ``relay_max_backoff`` (60.0 s), ``relay_timeout`` (30.0 s), ``relay_tls_verify`` (True).
@@ -30,7 +32,7 @@ import re
 import smtplib
 import ssl
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -268,16 +270,20 @@ class Relay:
 
     # Automatic relaying ----------------------------------------------------------------------------------
 
-    def submit(self, delivery: Delivery) -> None:
-        """Queue a committed message for its allowed recipients; returns at once."""
-        if self._closed or not self.allow or delivery.envelope.source not in RELAYED_SOURCES:
+    def submit(self, delivery: Delivery, *, done: Callable[[], None] | None = None) -> None:
+        """Queue a committed message for its allowed recipients; returns at once. `done()` is called once its
+        relay is finished (every recipient sent or failed for good, or nothing to relay), never when it was cut
+        short by close()."""
+        if self._closed:
             return
         rcpts = [r for r in dict.fromkeys(delivery.envelope.rcpt_tos) if self.allow.allows(r)]
-        if not rcpts:
+        if not self.allow or delivery.envelope.source not in RELAYED_SOURCES or not rcpts:
+            if done is not None:
+                done()
             return
         statuses = self._track(delivery.id, rcpts)
         task = asyncio.get_running_loop().create_task(
-            self._deliver(delivery.id, delivery.raw, delivery.envelope.mail_from, rcpts, statuses),
+            self._deliver(delivery.id, delivery.raw, delivery.envelope.mail_from, rcpts, statuses, done),
             name=f"mailnest-relay-{delivery.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -286,8 +292,14 @@ class Relay:
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
 
     async def _deliver(self, message_id: str, raw: bytes, mail_from: str, rcpts: list[str],
-                       statuses: dict[str, RecipientStatus]) -> None:
+                       statuses: dict[str, RecipientStatus], done: Callable[[], None] | None = None) -> None:
         pending = list(rcpts)
+        await self._attempts(message_id, raw, mail_from, pending, statuses)
+        if done is not None:  # not reached when cancelled (close): the work stays for the next node to sweep
+            done()
+
+    async def _attempts(self, message_id: str, raw: bytes, mail_from: str, pending: list[str],
+                        statuses: dict[str, RecipientStatus]) -> None:
         try:
             for attempt in range(1, self.attempts + 1):
                 async with self._slots:

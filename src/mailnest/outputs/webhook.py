@@ -10,6 +10,14 @@ error with the message ID. Nothing is dropped silently: when a queue is full (th
 a long time), new summaries for it are refused and an error is logged with the running count; at shutdown,
 undelivered summaries are logged with their count. `stats()` has the figures.
 
+With `label` set (`Config.label`, the instance's name) every POST also carries `X-Mailnest-Label: LABEL`, so one
+receiver can tell several instances apart.
+
+Once-only work (outputs/work.py): each URL is a kind of its own, `webhook:URL`. A summary posted or given up
+(after its attempts, or refused by a full queue) is reported done; one still queued or retrying when the node
+stops or dies is not, and the next node to sweep posts it (`redo`). Several nodes on one database post each
+message once per URL.
+
 Tunables in `Config.extra`: `webhook_attempts` (5), `webhook_backoff` (1.0 s), `webhook_max_backoff` (60.0 s),
 `webhook_timeout` (10.0 s), `webhook_queue` (10000 summaries per URL).
 """
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections import deque
@@ -30,7 +39,9 @@ import httpx
 from .. import __version__
 from ..config import Config, ConfigError
 from ..events import Event, Hub, MessageAdded
+from ..models import Summary
 from ..web import json as render
+from .work import WorkSweeper
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +51,27 @@ CLOSE_TIMEOUT = 5.0  # close() lets queued POSTs finish for this long
 @dataclass
 class _Target:
     url: str
-    queue: deque[tuple[str, bytes]] = field(default_factory=deque)
+    queue: deque[tuple[int, str, bytes]] = field(default_factory=deque)  # (uid, message id, body)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     delivered: int = 0
     failed: int = 0
     dropped: int = 0
     task: asyncio.Task[None] | None = None
     busy: bool = False
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.url)
+
+
+def kind_of(url: str) -> str:
+    """The once-only work kind of posting to `url` (stored in the database and logged: a password in the URL is
+    replaced by a digest of the whole URL, so two URLs that differ only there stay two kinds)."""
+    parsed = httpx.URL(url)
+    if not parsed.userinfo:
+        return f"webhook:{url}"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return f"webhook:{parsed.copy_with(username=None, password=None)}#{digest}"
 
 
 def check_url(url: str) -> str:
@@ -60,8 +85,11 @@ class WebhookDispatcher:
     """Posts each new message's summary to every URL. `start()` on the running loop; `close()` before the store."""
 
     def __init__(self, urls: Sequence[str], hub: Hub, *, attempts: int = 5, backoff: float = 1.0,
-                 max_backoff: float = 60.0, timeout: float = 10.0, queue_size: int = 10000) -> None:
+                 max_backoff: float = 60.0, timeout: float = 10.0, queue_size: int = 10000,
+                 label: str | None = None, work: WorkSweeper | None = None) -> None:
         self.hub = hub
+        self.label = label
+        self.work = work
         self.urls = [check_url(u) for u in urls]
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -73,7 +101,7 @@ class WebhookDispatcher:
         self._listening = False
 
     @classmethod
-    def from_config(cls, config: Config, hub: Hub) -> WebhookDispatcher | None:
+    def from_config(cls, config: Config, hub: Hub, *, work: WorkSweeper | None = None) -> WebhookDispatcher | None:
         if not config.webhooks:
             return None
         extra: dict[str, Any] = config.extra
@@ -81,14 +109,19 @@ class WebhookDispatcher:
                    backoff=float(extra.get("webhook_backoff", 1.0)),
                    max_backoff=float(extra.get("webhook_max_backoff", 60.0)),
                    timeout=float(extra.get("webhook_timeout", 10.0)),
-                   queue_size=int(extra.get("webhook_queue", 10000)))
+                   queue_size=int(extra.get("webhook_queue", 10000)), label=config.label, work=work)
+
+    def work_kinds(self) -> tuple[str, ...]:
+        return tuple(kind_of(url) for url in self.urls)
 
     async def start(self) -> None:
         if self._client is not None:
             return
+        headers = {"User-Agent": f"mailnest/{__version__}", "Content-Type": "application/json"}
+        if self.label:
+            headers["X-Mailnest-Label"] = self.label
         self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False,
-                                         headers={"User-Agent": f"mailnest/{__version__}",
-                                                  "Content-Type": "application/json"})
+                                         headers=headers)
         loop = asyncio.get_running_loop()
         for url in self.urls:
             target = _Target(url)
@@ -100,17 +133,31 @@ class WebhookDispatcher:
 
     def _on_event(self, event: Event) -> None:
         # Runs inside Hub.publish, on the ingest path: render once and queue, never wait.
-        if not self._listening or not isinstance(event, MessageAdded):
-            return
-        body = json.dumps(render.summary(event.summary), ensure_ascii=False).encode()
+        if self._listening and isinstance(event, MessageAdded):
+            self._queue(event.summary, None)
+
+    async def redo(self, summary: Summary, kinds: frozenset[str]) -> None:
+        """Once-only work taken over from another node (or an earlier run): post `summary` to those URLs."""
+        if self._listening:
+            self._queue(summary, kinds)
+
+    def _queue(self, summary: Summary, kinds: frozenset[str] | None) -> None:
+        body = json.dumps(render.summary(summary), ensure_ascii=False).encode()
         for target in self._targets:
+            if kinds is not None and target.kind not in kinds:
+                continue
             if len(target.queue) >= self.queue_size:
                 target.dropped += 1
                 log.error("webhook %s: queue full (%d waiting), message %s NOT posted; %d refused so far",
-                          target.url, len(target.queue), event.id, target.dropped)
+                          target.url, len(target.queue), summary.id, target.dropped)
+                self._done(summary.uid, target)
                 continue
-            target.queue.append((event.id, body))
+            target.queue.append((summary.uid, summary.id, body))
             target.wakeup.set()
+
+    def _done(self, uid: int, target: _Target) -> None:
+        if self.work is not None:
+            self.work.done(uid, target.kind)
 
     def _delay(self, attempt: int) -> float:
         return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
@@ -132,18 +179,20 @@ class WebhookDispatcher:
                 target.wakeup.clear()
                 await target.wakeup.wait()
                 continue
-            message_id, body = target.queue[0]
+            uid, message_id, body = target.queue[0]
             target.busy = True
             try:
                 for attempt in range(1, self.attempts + 1):
                     reason = await self._post(target.url, body)
                     if reason is None:
                         target.delivered += 1
+                        self._done(uid, target)
                         break
                     if attempt == self.attempts:
                         target.failed += 1
                         log.error("webhook %s: gave up on message %s after %d attempts: %s", target.url, message_id,
                                   attempt, reason)
+                        self._done(uid, target)
                         break
                     log.warning("webhook %s: message %s: %s; retrying in %.1fs", target.url, message_id, reason,
                                 self._delay(attempt))
@@ -151,6 +200,10 @@ class WebhookDispatcher:
             finally:
                 target.busy = False
             target.queue.popleft()
+
+    @property
+    def _kept(self) -> bool:
+        return self.work is not None and self.work.enabled
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {t.url: {"delivered": t.delivered, "failed": t.failed, "refused": t.dropped,
@@ -176,7 +229,8 @@ class WebhookDispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await target.task
             if target.queue:
-                log.error("webhook %s: %d message(s) not posted at shutdown (first: %s)", target.url,
-                          len(target.queue), target.queue[0][0])
+                kept = " (kept as once-only work: the next node to sweep posts them)" if self._kept else ""
+                log.error("webhook %s: %d message(s) not posted at shutdown (first: %s)%s", target.url,
+                          len(target.queue), target.queue[0][1], kept)
         await self._client.aclose()
         self._client = None

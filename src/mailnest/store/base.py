@@ -88,6 +88,29 @@ class StoreUnavailableError(Exception):
     Temporary: SMTP answers 451, HTTP 503 with Retry-After, /readyz 503; the store reconnects by itself."""
 
 
+class MessageRejectedError(Exception):
+    """This message can never be stored as it is (a value beyond a database limit, such as an index row too big):
+    nothing was written, and the same message sent again would fail again. Permanent, and about this message
+    only: SMTP answers 554 5.3.4 (the client must not retry), HTTP 422; the other messages of its batch are stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One kind of once-only work (a webhook URL, the relay, a file output) still to do for one message.
+
+    `holder` is the node that claimed it (the receiving node at first); it holds the work until `lease_until`
+    (seconds since the epoch, by the database's clock on PostgreSQL) and renews the lease while the work runs. A
+    row whose lease has run out belongs to nobody: any node configured for its kind may claim it. `attempts`
+    counts the claims after the first holder's (a message whose work kills every node that claims it is dropped
+    after a few)."""
+
+    uid: int
+    kind: str
+    holder: str
+    lease_until: float
+    attempts: int
+
+
 @runtime_checkable
 class Store(Protocol):
     hub: Hub
@@ -133,6 +156,21 @@ class Store(Protocol):
     async def tag_counts(self) -> dict[str, int]: ...
     async def rename_tag(self, old: str, new: str) -> builtins.list[str]: ...
     async def delete_tag(self, name: str) -> builtins.list[str]: ...
+
+    # Once-only work (webhooks, relay, file outputs), claimed through the store so that it happens once per message
+    # whatever the number of nodes, and survives the node that claimed it dying. `configure_work` (before start)
+    # names the kinds this node does, the node's holder id and the lease in seconds; from then on `add()` writes
+    # one row per kind in the message's own transaction, held by this node (nothing is written when no kind is
+    # configured). A consumer finishes a kind with `finish_work` (done, or given up for good); `renew_work`
+    # extends this node's leases that end within half a lease; `claim_work` takes rows of the configured kinds
+    # whose lease has run out (another node died, or let them go with `release_work` at shutdown), at most
+    # `limit`, each claimed by one node only. Deleting a message deletes its rows.
+    def configure_work(self, kinds: Sequence[str], *, holder: str, lease: float) -> None: ...
+    async def claim_work(self, limit: int = 100) -> builtins.list[WorkItem]: ...
+    async def renew_work(self) -> int: ...
+    async def finish_work(self, done: Sequence[tuple[int, str]]) -> int: ...
+    async def release_work(self) -> int: ...
+    async def pending_work(self) -> builtins.list[WorkItem]: ...
 
     # IMAP. A view is what one IMAP mailbox shows to one login (`login=None`: the catch-all login): INBOX is the
     # login's delivered mail (all delivered mail for the catch-all), any other folder the rows filed there by that

@@ -118,6 +118,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             DELETE FROM search_pending WHERE id = old.uid;
         END""",
     ),
+    (  # 4: once-only work (webhooks, relay, file outputs) still to do, one row per message and kind (base.WorkItem)
+        """CREATE TABLE work (uid INTEGER NOT NULL, kind TEXT NOT NULL, holder TEXT NOT NULL,
+            lease_until REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (uid, kind)) WITHOUT ROWID""",
+        "CREATE INDEX work_lease ON work (lease_until)",
+        "DROP TRIGGER messages_cleanup",
+        """CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
+            DELETE FROM bodies WHERE uid = old.uid;
+            DELETE FROM recipients WHERE uid = old.uid;
+            DELETE FROM search WHERE rowid = old.uid;
+            DELETE FROM search_pending WHERE id = old.uid;
+            DELETE FROM work WHERE uid = old.uid;
+        END""",
+    ),
 )
 
 

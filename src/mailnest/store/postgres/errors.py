@@ -7,9 +7,9 @@ from __future__ import annotations
 import psycopg
 from psycopg import errors as pg_errors
 
-from ..base import StoreFullError, StoreUnavailableError
+from ..base import MessageRejectedError, StoreFullError, StoreUnavailableError
 
-__all__ = ["StoreUnavailableError", "store_error"]
+__all__ = ["MessageRejectedError", "StoreUnavailableError", "rejected", "store_error"]
 
 
 def store_error(exc: BaseException) -> BaseException:
@@ -37,3 +37,16 @@ def is_unreachable(exc: BaseException) -> bool:
         return False
     state = getattr(exc, "sqlstate", None)
     return state is None or state.startswith("08") or state in _UNREACHABLE_STATES
+
+
+# SQLSTATE classes that say a statement's values can never be stored as they are: 22 data exception (a value out
+# of range, a string too long), 54 program limit exceeded (an index row too big: a 3,000-character recipient).
+_PERMANENT_CLASSES = ("22", "54")
+
+
+def rejected(exc: BaseException) -> BaseException:
+    """For one message's own insert: MessageRejectedError when sending it again can never work, else `exc`."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, psycopg.Error) and state[:2] in _PERMANENT_CLASSES:
+        return MessageRejectedError(f"the database cannot store this message: {exc}")
+    return exc

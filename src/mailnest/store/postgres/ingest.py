@@ -9,6 +9,14 @@ uids drawn from the sequence, then one statement inserting every row of every ta
 unnested: a row at a time cost the database and this process several times more per message, measured with
 benchmarks/team_bench.py and pg_stat_statements) with the NOTIFY and the COMMIT. A batch that fails is retried a message at a time, so one bad message fails alone; a
 database that is down fails the batch at once (StoreUnavailableError) without retrying it message by message.
+A message no retry can store (a value beyond a database limit, errors.rejected) fails with MessageRejectedError.
+
+A connection lost after the COMMIT was sent leaves its outcome unknown to us: the server may have committed and
+its answer been lost on the way. Answering 451 then would make the client send the message again, and store it
+twice. So the batch's ids (drawn here, before the insert, and unique) are looked up once the database answers
+again, for up to OUTCOME_WAIT seconds: found, the batch was committed and each add() returns its summary (the
+250); not found, it was not, and 451 is right. A database still unreachable after OUTCOME_WAIT leaves the outcome
+unknown and the answer 451 (logged as possibly stored): a duplicate is better than a loss.
 """
 
 from __future__ import annotations
@@ -28,9 +36,12 @@ from ..base import StoreFullError, StoreUnavailableError
 from ..faithful import faithful_text
 from ..sqlite.prepare import PREPARE_ON_LOOP_UP_TO, _Prepared
 from ..sqlite.prepare import prepare as prepare_rows
-from .errors import store_error
+from ..sqlite.rows import _SUMMARY_COLUMNS, summary_from_row
+from .errors import rejected, store_error
+from .work import insert_work
 
 if TYPE_CHECKING:
+    from ..sqlite.work import WorkPlan
     from .store import Tx
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,8 @@ T = TypeVar("T")
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
 _PARSE_THREADS = 2
+OUTCOME_WAIT = 10.0  # seconds to learn whether a batch whose connection dropped at its COMMIT was committed
+_OUTCOME_RETRY = 0.25
 # SQLiteStore's parse-and-prepare path (sqlite/prepare.py), shared so both backends store the same fields. Its
 # rows are dicts by column name: `messages` (all but uid, folder, owner, flags) and `bodies` (all but uid).
 Prepared = _Prepared
@@ -104,10 +117,13 @@ class IngestMixin:
 
     if TYPE_CHECKING:
         _closed: bool
+        work_plan: WorkPlan
 
         async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
                          pipeline: bool = False) -> T: ...
         async def _tag_after_insert(self, tx: Tx, uid: int, summary: Summary) -> Summary: ...
+        async def _read(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
+        hub: events.Hub
         async def _prune_excess(self, tx: Tx) -> None: ...
 
     def _init_ingest(self) -> None:
@@ -185,6 +201,7 @@ class IngestMixin:
     async def _insert_batch(self, tx: Tx, batch: Sequence[Item]) -> builtins.list[Summary]:
         prepared = [item.prepared or prepare(item) for item in batch]
         uids = await self._insert_prepared(tx, prepared)
+        await insert_work(tx, self.work_plan, uids)
         summaries = []
         for uid, prepared_one in zip(uids, prepared, strict=True):
             summary = replace(await self._tag_after_insert(tx, uid, prepared_one.summary), uid=uid)
@@ -195,20 +212,65 @@ class IngestMixin:
 
     async def _commit_batch(self, batch: builtins.list[Item]) -> builtins.list[Summary | BaseException]:
         """The batch in one transaction; if that fails for a reason of its own, each message in its own."""
+        sent = False
+
+        async def insert(tx: Tx) -> builtins.list[Summary]:
+            nonlocal sent
+            sent = True  # statements go out from here on: a lost connection may have committed them
+            return await self._insert_batch(tx, batch)
+
         try:
-            return builtins.list(await self._write(lambda tx: self._insert_batch(tx, batch), pipeline=True))
+            return builtins.list(await self._write(insert, pipeline=True))
         except Exception as exc:
             error = store_error(exc)
+            if isinstance(error, StoreUnavailableError) and sent:
+                committed = await self._committed(batch)
+                if committed is not None:
+                    return builtins.list(committed)
             if isinstance(error, (StoreFullError, StoreUnavailableError)) or len(batch) == 1:
                 if len(batch) == 1 and error is exc:
                     log.warning("could not store a %d-byte message from %r: %s", len(batch[0].raw),
                                 batch[0].envelope.peer, exc)
+                    error = rejected(exc)
                 return [error] * len(batch)
             log.warning("storing a batch of %d messages failed (%s); storing them one at a time", len(batch), exc)
         results: list[Summary | BaseException] = []
         for item in batch:
             results += await self._commit_batch([item])
         return results
+
+    async def _committed(self, batch: Sequence[Item]) -> builtins.list[Summary] | None:
+        """After a connection lost at a batch's COMMIT: its summaries if it was committed (published here as a
+        commit of ours is), None if it was not or cannot be known within OUTCOME_WAIT."""
+        ids = [(item.prepared or prepare(item)).row["id"] for item in batch]
+
+        async def look(tx: Tx) -> builtins.list[tuple[Any, ...]]:
+            return await tx.all(f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE m.id = ANY(%s)", (ids,))
+
+        deadline = asyncio.get_running_loop().time() + OUTCOME_WAIT
+        while True:
+            try:
+                rows = await self._read(look)
+                break
+            except StoreUnavailableError:
+                if asyncio.get_running_loop().time() >= deadline:
+                    log.error("the connection to PostgreSQL was lost at the COMMIT of %d message(s) and the "
+                              "database did not answer within %.0fs: they may have been stored, and are answered "
+                              "451 (a client that sends them again may store them twice)", len(batch), OUTCOME_WAIT)
+                    return None
+                await asyncio.sleep(_OUTCOME_RETRY)
+        if not rows:
+            return None  # not committed: the 451 is right, and the client's retry stores it once
+        found = {summary.id: summary for summary in map(summary_from_row, rows)}
+        if len(found) != len(ids):  # one transaction: all or nothing; anything else is not ours to answer
+            log.error("a batch of %d message(s) is only partly in the database (%d found)", len(ids), len(found))
+            return None
+        summaries = [found[id_] for id_ in ids]
+        log.warning("the connection to PostgreSQL was lost at the COMMIT of %d message(s); they were committed, "
+                    "and are acknowledged", len(summaries))
+        for summary in summaries:
+            self.hub.publish(events.MessageAdded(summary))
+        return summaries
 
     async def _write_loop(self) -> None:
         assert self._queue is not None

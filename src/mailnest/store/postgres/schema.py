@@ -188,6 +188,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER totals_update AFTER UPDATE ON messages REFERENCING OLD TABLE AS old_rows
             NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION totals_update()""",
     ),
+    (
+        # Version 3: once-only work (webhooks, relay, file outputs) still to do, one row per message and kind,
+        # claimed with a lease (store/base.py WorkItem, postgres/work.py). Leases are seconds since the epoch by
+        # the server's clock, so nodes whose clocks disagree still agree on when a lease ends.
+        """CREATE TABLE work (uid bigint NOT NULL, kind text NOT NULL, holder text NOT NULL,
+            lease_until double precision NOT NULL, attempts integer NOT NULL DEFAULT 0, PRIMARY KEY (uid, kind))""",
+        "CREATE INDEX work_lease ON work (lease_until)",
+        # A message's work goes with it, by the same statement-level cascade as its other rows.
+        """CREATE OR REPLACE FUNCTION messages_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM bodies WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM search_index WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM recipients WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM work WHERE uid IN (SELECT uid FROM old_rows);
+            RETURN NULL;
+        END $$""",
+    ),
 )
 
 

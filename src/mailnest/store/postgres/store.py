@@ -39,6 +39,7 @@ from .imap import ImapMixin
 from .ingest import IngestMixin, _text
 from .retention import RetentionMixin
 from .tags import TagMixin
+from .work import WorkMixin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,7 +98,7 @@ def schema_name(tenant: str | None) -> str:
     return tenant
 
 
-class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin):
+class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin):
     def __init__(self, url: str, hub: Hub, *, max_messages: int = 0, max_age: float | None = None,
                  tenant: str | None = None) -> None:
         self.hub = hub

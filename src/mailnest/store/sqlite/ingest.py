@@ -18,7 +18,7 @@ from typing import Any
 
 from ...events import Hub, MessageAdded, MessagesPruned
 from ...models import Envelope, Summary
-from ..base import StoreFullError
+from ..base import MessageRejectedError, StoreFullError
 from ..sqlite_failures import rollback, store_error
 from .indexer import Indexer
 from .prepare import (
@@ -32,6 +32,7 @@ from .prepare import (
 )
 from .retention import Deleted, Retention
 from .tags import TagRules
+from .work import WorkPlan, insert_work
 from .writes import Writer
 
 log = logging.getLogger("mailnest.store.sqlite")
@@ -39,6 +40,14 @@ log = logging.getLogger("mailnest.store.sqlite")
 _BATCH_MAX_MESSAGES = 500
 _BATCH_MAX_BYTES = 64 * 1024 * 1024
 _NUDGE = object()  # queued by other writes that may leave rows to index: wakes the write loop
+
+
+def rejected(exc: Exception) -> Exception:
+    """For one message's own transaction: MessageRejectedError when SQLite can never store it as it is (a value
+    beyond its limits: SQLITE_TOOBIG, a type or range mismatch, which sqlite3 raises as DataError), else `exc`."""
+    if isinstance(exc, sqlite3.DataError):
+        return MessageRejectedError(f"the database cannot store this message: {exc}")
+    return exc
 
 
 def _prepare_item(item: _Pending) -> _Prepared:
@@ -61,6 +70,7 @@ class Ingest:
         self._parsing = 0  # add() calls parsing in the parse pool; stop() waits for them to queue their rows
         self._parsed: asyncio.Event | None = None
         self.next_analyze = 1_000  # refresh the query planner's statistics as the store grows tenfold
+        self.work_plan = WorkPlan()  # once-only work written with each message (none unless configured)
 
     def opened(self, conn: sqlite3.Connection) -> None:
         """In the writer thread at start, once the delivered count is known."""
@@ -193,7 +203,7 @@ class Ingest:
                     [summary], pruned = self._insert_batch([item])
             except Exception as exc:
                 log.warning("could not store a %d-byte message from %r: %s", len(item.raw), item.envelope.peer, exc)
-                results.append(exc)
+                results.append(rejected(exc))
                 continue
             results.append(summary)
             for key in pruned_all:
@@ -210,6 +220,7 @@ class Ingest:
             for prepared_one in prepared:
                 uid = insert_prepared(conn, prepared_one)
                 summaries.append(replace(self._tag_rules.apply(conn, uid, prepared_one.summary), uid=uid))
+            insert_work(conn, self.work_plan, [summary.uid for summary in summaries])
             self._retention.count += len(batch)
             self._indexer.added(conn, sum(_chars(prepared_one.fts) for prepared_one in prepared))
             pruned = self._retention.prune_excess(conn)

@@ -24,10 +24,11 @@ from .reads import ReadMethods
 from .retention import Retention
 from .tags import TagCache, TagMethods, TagRules
 from .views import view
+from .work import WorkMethods, WorkPlan
 from .writes import Writer
 
 
-class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods):
+class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMethods):
     def __init__(self, path: Path | str | None, hub: Hub, *, max_messages: int = 0,
                  max_age: float | None = None) -> None:
         self.hub = hub
@@ -40,7 +41,12 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods):
         self.tag_rules = TagRules()
         self.tag_cache = TagCache()
         self.ingest = Ingest(self.writer, self.indexer, self.retention, self.tag_rules, hub)
+        self.work_plan = WorkPlan()
         self._closed = False
+
+    def configure_work(self, kinds: Sequence[str], *, holder: str, lease: float) -> None:
+        super().configure_work(kinds, holder=holder, lease=lease)
+        self.ingest.work_plan = self.work_plan
 
     @property
     def path(self) -> Path:
