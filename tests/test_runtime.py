@@ -77,3 +77,10 @@ def test_exposed_listeners_without_authentication_are_warned_about(caplog: pytes
     with ServerThread(Config(smtp=Listen("0.0.0.0", 0), auth_file=users)):
         pass
     assert not [r for r in caplog.records if "listens on" in r.getMessage()]
+
+
+def test_the_ports_file_goes_when_the_embedded_server_stops(tmp_path: Path) -> None:
+    ports_file = tmp_path / "ports.json"
+    with ServerThread(Config(ports_file=ports_file)) as server:
+        assert f'"smtp": {server.smtp_port}' in ports_file.read_text()
+    assert not ports_file.exists()  # a stale file would point scripts at dead ports

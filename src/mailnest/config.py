@@ -7,6 +7,7 @@ Embedding defaults differ from `mailnest serve`: every port is 0 and IMAP/POP3 a
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -84,6 +85,82 @@ def parse_listen(value: str | Listen, *, what: str = "listener") -> Listen:
     return Listen(host, int(port_text))
 
 
+# `max_message_size=0` (unlimited) is kept as this, so that every size check stays a plain comparison.
+UNLIMITED_SIZE = sys.maxsize
+
+_WEBROOT_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def normalise_webroot(value: str, *, what: str = "webroot") -> str:
+    """`mail`, `/mail`, `/mail/` -> `/mail/`; `/` or empty -> `/`. A clean absolute path only: letters, digits and
+    `. _ ~ -` between single slashes, no `.` or `..` segment, no query, fragment or percent-escape."""
+    text = str(value).strip()
+    if any(ch in text for ch in "?#"):
+        raise ConfigError(f"{what}: {value!r} must be a plain path such as /mail/ (no query or fragment)")
+    if "//" in text:
+        raise ConfigError(f"{what}: {value!r} has an empty segment (//); write a path such as /mail/ or /a/b/")
+    segments = [segment for segment in text.split("/") if segment]
+    for segment in segments:
+        if segment in (".", ".."):
+            raise ConfigError(f"{what}: {value!r} may not contain '{segment}'; write the path itself, such as "
+                              "/mail/")
+        if not _WEBROOT_SEGMENT.fullmatch(segment):
+            raise ConfigError(f"{what}: {value!r}: use letters, digits and . _ ~ - between slashes, such as "
+                              "/mail/ or /tools/mail/")
+    return "/" + "".join(segment + "/" for segment in segments)
+
+
+def check_label(value: str | None, *, what: str = "label") -> str | None:
+    """A label is one short line of printable text; empty means none."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not text.isprintable() or len(text) > 100:
+        raise ConfigError(f"{what}: {value!r} must be one line of printable text, at most 100 characters")
+    return text
+
+
+_CORS_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?"
+                        r"|\[[0-9a-f:.]+\](:\d{1,5})?")
+
+
+def normalise_cors(entries: tuple[str, ...] | list[str], *, what: str = "cors") -> tuple[str, ...]:
+    """CORS entries as Mailpit's --api-cors takes them, beside full origins: `example.com`, `example.com:8080`,
+    `http://localhost:3000`, `*`; each may hold several, separated by commas or spaces. As in Mailpit the match is
+    on host and port, whatever the scheme: each entry becomes its http:// and https:// origin, in lower case.
+    `*` anywhere allows every origin."""
+    origins: list[str] = []
+    for entry in entries:
+        for item in re.split(r"[,\s]+", str(entry).strip()):
+            if not item:
+                continue
+            if item == "*":
+                return ("*",)
+            text = item.lower().rstrip("/")
+            scheme, _, host = text.rpartition("://")
+            if scheme not in ("", "http", "https") or not _CORS_HOST.fullmatch(host) or not host.isascii():
+                raise ConfigError(f"{what}: {item!r} is not a host name or an origin: use example.com, "
+                                  "example.com:8080, http://localhost:3000 or *")
+            port = host.rpartition(":")[2] if not host.endswith("]") and ":" in host else None
+            if port is not None and not 0 < int(port) < 65536:
+                raise ConfigError(f"{what}: {item!r} has a port outside 1-65535")
+            for origin in (f"http://{host}", f"https://{host}"):
+                if origin not in origins:
+                    origins.append(origin)
+    return tuple(origins)
+
+
+def compile_recipients(pattern: str | None, *, what: str = "smtp-allowed-recipients") -> re.Pattern[str] | None:
+    """The allowed-recipients regular expression (searched in each RCPT TO address, as Mailpit's Go regexp
+    MatchString does: anchor it with ^...$ to match whole addresses; (?i) for any case)."""
+    if pattern is None or pattern == "":
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"{what}: {pattern!r} is not a regular expression: {exc}") from None
+
+
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
                "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
 
@@ -137,12 +214,18 @@ class Config:
     max_age: float | None = None  # seconds; None = keep forever
 
     # SMTP
-    max_message_size: int = 50 * 1024 * 1024
+    max_message_size: int = 50 * 1024 * 1024  # 0 = unlimited (kept as UNLIMITED_SIZE)
     max_recipients: int = 100
     smtp_timeout: float = 300.0
     print_messages: bool = False  # console output: envelope then message, as smtpd's DebuggingServer
 
     data_timeout: float = 600.0  # deadline for a whole DATA phase (RFC 5321 4.5.3.2 suggests 10 minutes)
+    # A regular expression searched in each RCPT TO address; a recipient that does not match gets 550 (Mailpit's
+    # --smtp-allowed-recipients). None accepts every recipient.
+    smtp_allowed_recipients: str | None = None
+    # With smtp_allowed_recipients: answer 250 to a recipient that does not match, and drop it (a message with
+    # no other recipient is answered 250 and not stored), as Mailpit's --smtp-ignore-rejected-recipients.
+    smtp_ignore_rejected_recipients: bool = False
 
     # IMAP / POP3
     catch_all_login: str = "*"  # this login sees every message
@@ -165,6 +248,10 @@ class Config:
     relay_password: str | None = None
     relay_allow: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
+    # Once-only work (webhooks, relay, file outputs) is claimed through the store with a lease, renewed by its node
+    # every sweep; another node (or this one restarted) takes over work whose lease ran out (outputs/work.py).
+    work_lease: float = 30.0
+    work_sweep: float = 5.0
 
     # API extras (issue 6)
     tag_rules: tuple[str, ...] = ()  # "subject:invoice=billing"
@@ -187,6 +274,8 @@ class Config:
     # `hostname` (a defence against DNS rebinding); "*" answers any.
     allowed_hosts: tuple[str, ...] = ()
     max_event_queue: int = 1000  # events queued for one websocket/SSE client before it is dropped as too slow
+    webroot: str = "/"  # serve the UI and API under this path (behind a reverse proxy), e.g. "/mail/"
+    label: str | None = None  # a name for this instance: the UI title, the SMTP greeting, webhook headers
 
     # Process
     ports_file: Path | None = None
@@ -194,8 +283,14 @@ class Config:
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if self.max_message_size < 1:
-            raise ConfigError("max_message_size must be at least 1 byte")
+        if self.max_message_size < 0:
+            raise ConfigError("max_message_size must be 0 (unlimited) or more bytes")
+        if self.max_message_size == 0:
+            object.__setattr__(self, "max_message_size", UNLIMITED_SIZE)
+        object.__setattr__(self, "webroot", normalise_webroot(self.webroot))
+        object.__setattr__(self, "label", check_label(self.label))
+        object.__setattr__(self, "cors_origins", normalise_cors(self.cors_origins))
+        compile_recipients(self.smtp_allowed_recipients)
         if self.max_recipients < 1:
             raise ConfigError("max_recipients must be at least 1")
         if self.max_messages < 0:

@@ -33,6 +33,8 @@ from .imap.server import start_imap
 from .limits import quiet_accept_errors
 from .outputs import CustomHandlers, OutputDispatcher
 from .outputs.webhook import WebhookDispatcher
+from .mcp.streamable import McpHttp
+from .outputs.work import WorkSweeper
 from .pop3.server import checking_authenticator, start_pop3
 from .smtp.security import SMTPSecurity
 from .smtp.server import start_smtp
@@ -95,8 +97,18 @@ class MailServer:
         self.chaos = Chaos.from_config(self.config)
         self.store.configure_tags(parse_rules(self.config.tag_rules))
         self.custom_handlers = CustomHandlers.from_config(self.config.handlers)
-        self.outputs = OutputDispatcher(self.config, self.store, self.hub)
-        self.webhooks = WebhookDispatcher.from_config(self.config, self.hub)
+        # Webhooks, relay and file outputs are once-only work claimed through the store (outputs/work.py): the
+        # store writes their rows with each message only when some are configured.
+        self.work = WorkSweeper.from_config(self.config, self.store)
+        self.outputs = OutputDispatcher(self.config, self.store, self.hub, work=self.work)
+        self.webhooks = WebhookDispatcher.from_config(self.config, self.hub, work=self.work)
+        self.work.serve(self.outputs)
+        if self.webhooks is not None:
+            self.work.serve(self.webhooks)
+        self.work.configure()
+        # MCP for coding agents at /mcp: loads the SDK and starts its session manager on the first request only.
+        self.mcp = McpHttp()
+        self._wrote_ports_file = False
         self.smtp_port: int | None = None
         self.http_port: int | None = None
         self.imap_port: int | None = None
@@ -168,12 +180,16 @@ class MailServer:
             self.ssl_context = tls.server_context(self.tls)
         await self.store.start()
         self._closers.append(self.store.close)
-        # Closers run in reverse: webhooks and outputs flush before the store closes.
+        # Closers run in reverse: the sweeper stops taking work over, webhooks and outputs flush, then the work
+        # still held is let go (for the next node), and only then does the store close.
+        self._closers.append(self.work.close)
         if self.webhooks is not None:
             await self.webhooks.start()
             self._closers.append(self.webhooks.close)
         await self.outputs.start()
         self._closers.append(self.outputs.close)
+        await self.work.start()
+        self._closers.append(self.work.stop_sweeping)
         security = SMTPSecurity(self.credentials, self.login_failures, self.ssl_context)
         checker = LoginChecker(self.credentials, self.login_failures)
 
@@ -204,6 +220,7 @@ class MailServer:
             await self._start_http(config.http)
         if config.ports_file:
             Path(config.ports_file).write_text(json.dumps(self.ports()) + "\n")
+            self._wrote_ports_file = True
         self._warn_about_exposure()
         log.info("mailnest is ready: %s", ", ".join(f"{k.upper()} {self._where(k)}" for k in self.ports()))
 
@@ -238,10 +255,12 @@ class MailServer:
 
         sock = _bind_socket("http", listen)
         app = create_app(self)
+        self._closers.append(self.mcp.stop)
         tls_files: dict[str, Any] = {}
         if self.config.http_tls and self.tls is not None:
             tls_files = {"ssl_certfile": str(self.tls.cert), "ssl_keyfile": str(self.tls.key)}
         uv_config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="websockets-sansio",
+                                   date_header=False,  # the app sets Date per response (uvicorn's lags up to 1 s)
                                    **tls_files,
                                    timeout_graceful_shutdown=2, log_level="warning", ws_per_message_deflate=False)
         self._http = _Uvicorn(uv_config)
@@ -257,6 +276,8 @@ class MailServer:
         if self._stopped:
             return
         self._stopped = True
+        if self._wrote_ports_file and self.config.ports_file:  # a stale file would point scripts at dead ports
+            Path(self.config.ports_file).unlink(missing_ok=True)
         for server in self._servers:
             server.close()
         if self._front_doors:

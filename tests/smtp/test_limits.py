@@ -190,3 +190,25 @@ def test_slowloris_data_gets_421_after_data_timeout_and_nothing_is_stored(
     assert server.call(server.store.count()) == 1  # the probe only
     no_tracebacks(caplog)
 
+
+
+@pytest.mark.parametrize("server_config", [DEADLINES])
+def test_what_follows_a_data_deadline_is_not_read_as_commands(server: ServerThread, sockets: list[socket.socket],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """After the DATA deadline's 421 the lines the client had already sent (the start of its message) are not
+    taken for commands: aiosmtpd's loop used to read them before the close took effect ("unrecognised:
+    SUBJECT:", a 500 for each)."""
+    caplog.set_level(logging.INFO)
+    sock, _ = connect(server.smtp_port)
+    sockets.append(sock)
+    sock.sendall(b"EHLO slow.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+                 b"Subject: half a message\r\nX-Second: line\r\nQUIT\r\n\r\nno end yet\r\n")
+    said = read_to_close(sock)
+    assert b"421 4.4.2 mailnest timeout: DATA took more than 1.5s" in said, said
+    assert said.endswith(b"nothing stored\r\n"), said  # nothing answered after the 421
+    assert b"500" not in said and b"221" not in said, said
+    read_as_commands = [r.getMessage() for r in caplog.records if "unrecognised" in r.getMessage()
+                        or ">> b'Subject" in r.getMessage()]
+    assert read_as_commands == []
+    assert server.call(server.store.count()) == 0
+    no_tracebacks(caplog)

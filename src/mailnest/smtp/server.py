@@ -38,7 +38,7 @@ from ..config import Config, Listen
 from ..limits import ConnectionLimits, RateLimitedLog, Slot, TooManyConnections, quiet_accept_errors
 from ..outputs.custom import CustomHandlers, HookedHandler
 from ..store.base import Store
-from .handler import CaptureHandler, handler_kwargs
+from .handler import CaptureEnvelope, CaptureHandler, handler_kwargs
 from .security import SMTPSecurity, ThrottledAuth, peer_host, smtp_options
 
 log = logging.getLogger("mailnest.smtp")
@@ -128,10 +128,17 @@ class CaptureSMTP(ThrottledAuth):
         await super()._handle_client()
 
     def _hang_up(self, reply: str) -> None:
-        """Say a last line and close, without waiting for a client that may not be reading."""
-        if self.transport is not None and not self.transport.is_closing():
+        """Say a last line and close, without waiting for a client that may not be reading.
+
+        aiosmtpd's command loop runs while `transport` is set, and a closed transport stays set until the loop
+        sees the connection lost; meanwhile it would read whatever the client had already sent (after a DATA
+        deadline, the rest of the message) as commands. Letting go of the transport here ends the loop at once;
+        the closing transport still sends the last line and reports the connection lost."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
             self._writer.write(reply.encode() + b"\r\n")
-            self.transport.close()
+            transport.close()
+            self.transport = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -169,6 +176,9 @@ class CaptureSMTP(ThrottledAuth):
                                               self.session.peer if self.session else "?", self._timeout_duration)
         self._hang_up(f"421 4.4.2 {self.hostname} timeout: nothing received for {self._timeout_duration:g}s; "
                       "closing")
+
+    def _create_envelope(self) -> CaptureEnvelope:
+        return CaptureEnvelope()
 
     # -- commands ---------------------------------------------------------------------------------------
 
@@ -283,7 +293,8 @@ class CaptureSMTP(ThrottledAuth):
         if await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
+        dropped = self.envelope.dropped_rcpts if isinstance(self.envelope, CaptureEnvelope) else []
+        if not self.envelope.rcpt_tos and not dropped:
             await self.push("503 Error: need RCPT command")
             return
         if arg:
