@@ -31,9 +31,9 @@ from .events import Hub
 from .imap.server import checking_authenticator as imap_checking_authenticator
 from .imap.server import start_imap
 from .limits import quiet_accept_errors
+from .mcp.streamable import McpHttp
 from .outputs import CustomHandlers, OutputDispatcher
 from .outputs.webhook import WebhookDispatcher
-from .mcp.streamable import McpHttp
 from .outputs.work import WorkSweeper
 from .pop3.server import checking_authenticator, start_pop3
 from .smtp.security import SMTPSecurity
