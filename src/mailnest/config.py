@@ -257,6 +257,7 @@ class Config:
     tag_rules: tuple[str, ...] = ()  # "subject:invoice=billing"
     chaos: str | None = None
     allow_private_link_check: bool = False
+    spamassassin: str | None = None  # a spamd for /sa-check: HOST:PORT or unix:/path
 
     # TLS and authentication (issue 8)
     tls: bool = False

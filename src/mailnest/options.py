@@ -132,6 +132,15 @@ def cors(text: str, what: str) -> list[str]:
     return list(normalise_cors([text], what=what))
 
 
+def spamd_address(text: str, what: str) -> str:
+    from .spamd import SpamdAddress, SpamdAddressError
+
+    try:
+        return str(SpamdAddress.parse(text, what))
+    except SpamdAddressError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def items(text: str, what: str) -> list[str]:
     return [text] if text else []
 
@@ -293,6 +302,9 @@ SERVE_OPTIONS: tuple[Option, ...] = (
            "the chaos API (/api/v1/chaos)", text_value, None, "SPEC", nargs="?", const="on"),
     Option("--allow-private-link-check", EXTRAS, "let the link check request private, loopback and link-local "
            "addresses", kind="switch", default=False),
+
+    Option("--spamassassin", EXTRAS, "score messages with this SpamAssassin spamd for /sa-check and the UI's Spam "
+           "tab: HOST:PORT or unix:/path (default off)", spamd_address, None, "HOST:PORT"),
 
     Option("--print", OUTPUT, "also print each message to the console as it arrives (like smtpd's "
            "DebuggingServer)", kind="switch", default=False, dest="print_messages"),
