@@ -316,7 +316,7 @@ def test_a_database_from_before_pending_rows_migrates(tmp_path: Path) -> None:
     asyncio.run(fill())
     with sqlite3.connect(path) as conn:  # back to schema 2, as mailnest before this change wrote it
         conn.executescript("""
-            DROP VIEW search_text; DROP TABLE search_pending; DROP TRIGGER messages_cleanup;
+            DROP TABLE work; DROP VIEW search_text; DROP TABLE search_pending; DROP TRIGGER messages_cleanup;
             DROP TRIGGER totals_insert; DROP TRIGGER totals_delete; DROP TRIGGER totals_update; DROP TABLE totals;
             CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
                 DELETE FROM bodies WHERE uid = old.uid;
