@@ -104,7 +104,9 @@ def test_abandoned_heavy_requests_do_not_starve_other_reads(server: ServerThread
     abandon(server, f"/api/v1/message/{heavy}", 40)  # about 4 s of work, were it not abandoned
     elapsed, response = timed_get(api, f"/api/v1/message/{normal}")
     assert response.status_code == 200 and response.json()["Subject"] == "normal"
-    assert elapsed < 1.0 + 10 * before, (before, elapsed)  # was: behind every abandoned request
+    # Was: behind every abandoned request, about 4 s. The bound leaves a busy CI machine room (1.2 s seen) while
+    # staying well below that.
+    assert elapsed < 2.0 + 10 * before, (before, elapsed)
     assert normal_send_seconds(server) < 1.0
     assert live_seconds(api) < 0.1
 

@@ -267,7 +267,8 @@ def test_two_thousand_stalled_listeners_barely_slow_ingest(serving: dict[str, in
         slowest = {name: max(times) for name, times in probes.items()}
         print(f"50 messages: {alone:.3f}s alone, {crowded:.3f}s with {LISTENERS} listeners; slowest probes "
               f"{slowest} of {len(probes['smtp'])}")
-        assert crowded < max(5 * alone, 0.5), (alone, crowded)
+        # Before the fix: 1.6 s (websockets) and 5.5 s (SSE); a busy CI machine has taken 0.86 s since.
+        assert crowded < max(5 * alone, 1.0), (alone, crowded)
         # The typical probe meets the bounds (about 3 ms each when idle); the worst of every probe gets
         # more room, as a busy CI machine can stall one for a few hundred ms. Before the fix a fan-out held the
         # loop for seconds.
