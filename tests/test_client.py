@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -144,9 +145,14 @@ def test_malformed_query_is_a_query_error_naming_the_reason(client: Client) -> N
     assert caught.value.reason  # the server's explanation, passed on
 
 
-def test_other_refusals_name_the_server_reason(client: Client) -> None:
-    with pytest.raises(MailnestError, match=r"GET /api/v1/messages failed with HTTP 400: limit must be"):
-        client.messages(limit=0)
+def test_other_refusals_name_the_server_reason(tmp_path: Path) -> None:
+    users = tmp_path / "ui-auth"
+    users.write_text("admin:s3cret\n")
+    with ServerThread(Config(http_auth_file=users)) as server, \
+            Client(server.http_url, auth=("admin", "wrong")) as wrong:
+        with pytest.raises(MailnestError, match=r"GET /api/v1/messages failed with HTTP 401: \S") as caught:
+            wrong.messages()
+        assert caught.value.status == 401
 
 
 def test_unreachable_server_is_a_clear_error() -> None:

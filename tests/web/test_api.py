@@ -176,16 +176,12 @@ def test_wait_in_a_mailbox(server: ServerThread, api: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs"), [
-    ("GET", "/api/v1/messages?limit=abc", {}),
-    ("GET", "/api/v1/messages?start=-1", {}),
-    ("GET", "/api/v1/messages?limit=0", {}),
     ("GET", "/api/v1/wait?timeout=forever", {}),
     ("GET", "/api/v1/wait?count=0", {}),
     ("GET", "/api/v1/wait?timeout=100000", {}),
     ("PUT", "/api/v1/messages", {"content": b"{not json"}),
     ("PUT", "/api/v1/messages", {"json": {"IDs": "notalist", "Read": True}}),
     ("PUT", "/api/v1/messages", {"json": {"IDs": [], "Read": "yes"}}),
-    ("PUT", "/api/v1/messages", {"json": {"IDs": [], "Unknown": True}}),
     ("PUT", "/api/v1/messages", {"json": ["a list"]}),
     ("DELETE", "/api/v1/messages", {"json": {"IDs": [1, 2]}}),
     ("DELETE", "/api/v1/search", {}),
@@ -278,3 +274,34 @@ def test_an_unexpected_failure_answers_a_json_500(server: ServerThread, api: htt
         assert response.headers["content-type"] == "application/json"
         assert "internal error" in response.json()["Error"]
     assert api.get("/livez").status_code == 200  # the listener is still there
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("limit=0", (0, 7)), ("limit=5000", (0, 7)), ("limit=2", (0, 2)), ("limit=-1", (0, 7)), ("limit=abc", (0, 7)),
+    ("start=-5&limit=3", (0, 3)), ("start=abc", (0, 7)), ("start=5", (5, 2)), ("start=5&limit=0", (5, 2)),
+])
+def test_paging_is_lenient_as_mailpit(server: ServerThread, api: httpx.Client, query: str,
+                                      expected: tuple[int, int]) -> None:
+    """Mailpit: limit=0 is everything, a bad or negative value is the default (start 0, limit 50)."""
+    for number in range(7):
+        send(server, subject=f"page {number}")
+    body = api.get(f"/api/v1/messages?{query}").json()
+    assert (body["start"], len(body["messages"])) == expected and body["total"] == 7
+
+
+def test_unknown_json_fields_are_ignored_as_go_does(server: ServerThread, api: httpx.Client) -> None:
+    send(server, subject="to read")
+    message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    response = api.put("/api/v1/messages", json={"IDs": [message_id], "Read": True, "Colour": "blue"})
+    assert response.status_code == 200 and response.text == "ok"
+    assert api.get("/api/v1/messages").json()["unread"] == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"json": {"Ids_": ["x"]}}, {"data": {"id": "x"}}], ids=["json", "form"])
+def test_a_delete_body_of_unknown_fields_only_deletes_nothing(server: ServerThread, api: httpx.Client,
+                                                             kwargs: dict[str, object]) -> None:
+    """An empty DELETE body means "every message"; a misspelt one must not mean that too (Mailpit would)."""
+    send(server, subject="keep me")
+    response = api.request("DELETE", "/api/v1/messages", **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 400 and "is known" in response.json()["Error"], response.text
+    assert api.get("/api/v1/messages").json()["total"] == 1

@@ -136,7 +136,7 @@ def test_every_mailpit_api_method(npm_clients: Path, upstream: ServerThread) -> 
 
     # release: through the relay to an allowed address; refused otherwise
     assert value(results, "releaseMessage(allowed)") == "ok"
-    assert "403" in error(results, "releaseMessage(refused)")
+    assert "400" in error(results, "releaseMessage(refused)")
     assert [m["Subject"] for m in upstream_inbox["messages"]] == ["Sent by mailpit-api ✓"]
     assert [a["Address"] for a in upstream_inbox["messages"][0]["Bcc"]] == [ALLOWED]
 
@@ -160,8 +160,8 @@ def test_every_mailpit_api_method(npm_clients: Path, upstream: ServerThread) -> 
     assert value(results, "waitForMessages(request)")["messages_count"] == 2
     assert "Timeout" in error(results, "waitForMessages(timeout)")
 
-    # checks: link check for real (the example.invalid link cannot resolve), the others say they are unavailable
-    assert "not available" in value(results, "htmlCheck(id)")["Error"]
+    # checks: HTML and link checks for real (the example.invalid link cannot resolve); no spamd configured here
+    assert value(results, "htmlCheck(id)")["Total"]["Tests"] > 0
     links = value(results, "linkCheck(id)")
     assert [link["URL"] for link in links["Links"]] == ["https://example.invalid/welcome"]
     assert links["Errors"] == 1 and links["Links"][0]["StatusCode"] == 0

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,7 +53,11 @@ from .waiters import Waiters, WaitersFull
 
 log = logging.getLogger("mailnest.http")
 
-MAX_LIMIT = 1000
+MAX_LIMIT = 1000  # the most a count or wait may ask for
+# The most messages one page of Mailpit's lists holds: `limit=0` (Mailpit: everything) and larger limits get this
+# many, so one request cannot make the server build an unbounded response.
+PAGE_CAP = 10_000
+DEFAULT_LIMIT = 50
 MAX_START = 2**31 - 1
 MAX_WAIT = 300.0
 MAX_JSON_BODY = 1024 * 1024
@@ -103,6 +107,25 @@ def int_param(request: Request, name: str, default: int, *, minimum: int = 0, ma
         bound = f" and {maximum}" if maximum is not None else ""
         raise ApiError(400, f"{name} must be between {minimum}{bound}, not {value}")
     return value
+
+
+def paging(request: Request) -> tuple[int, int]:
+    """Mailpit's lenient `start` and `limit`: a value that is not a whole number, or a negative one, falls back to
+    the default (start 0, limit 50); `limit=0` means everything, up to PAGE_CAP, as does any larger limit."""
+
+    def number(name: str) -> int | None:
+        text = request.query_params.get(name, "").strip()
+        try:
+            value = int(text)
+        except ValueError:
+            return None
+        return value if value >= 0 else None
+
+    start = min(number("start") or 0, MAX_START)
+    limit = number("limit")
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    return start, PAGE_CAP if limit == 0 else min(limit, PAGE_CAP)
 
 
 def float_param(request: Request, name: str, default: float, *, maximum: float) -> float:
@@ -166,7 +189,8 @@ async def json_body(request: Request, *, limit: int = MAX_JSON_BODY) -> Any:
 
 def fields(body: Any, known: Iterable[str], *, example: str) -> dict[str, Any]:
     """A JSON object's fields by their canonical names. Names match without regard to case, as Go's JSON decoder
-    (and so Mailpit) matches them; an unknown field, or anything but an object, is a 400."""
+    (and so Mailpit) matches them; an unknown field is ignored (logged at debug level) as Go's decoder ignores it;
+    anything but an object is a 400."""
     if body is None:
         return {}
     if not isinstance(body, dict):
@@ -175,9 +199,58 @@ def fields(body: Any, known: Iterable[str], *, example: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in body.items():
         name = by_lower.get(key.lower())
-        if name is None:
-            raise ApiError(400, f"unknown field {key!r}; expected {', '.join(by_lower.values())}")
+        if name is None:  # ignored, as Go's decoder (and so Mailpit) ignores it
+            log.debug("ignored the unknown field %r (known: %s)", key, ", ".join(by_lower.values()))
+            continue
         out[name] = value
+    return out
+
+
+_FORM = "application/x-www-form-urlencoded"
+_BOOLEANS = {"true": True, "1": True, "on": True, "yes": True, "false": False, "0": False, "off": False, "no": False}
+
+
+async def body_fields(request: Request, known: Sequence[str], *, example: str,
+                      lists: Sequence[str] = (), booleans: Sequence[str] = (),
+                      known_needed: bool = False) -> dict[str, Any] | None:
+    """The fields of a JSON body, or of a form-encoded one (`ids=A&ids=B&Read=true`, which PyPI's
+    mailpit-api-client sends) read as the same JSON: names without regard to case, `lists` from every value
+    (comma-separated too), `booleans` from true/false. None when there is no body. With `known_needed`, a body
+    whose every field is unknown is a 400 rather than an empty one (where an empty body means "everything")."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != _FORM:
+        body = await json_body(request)
+        if body is None:
+            return None
+        given = fields(body, known, example=example)
+        if known_needed and not given and body:
+            raise ApiError(400, f"none of the fields {', '.join(map(repr, body))} is known; expected {example}")
+        return given
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BODY:
+        raise ApiError(413, f"the request body is over {MAX_JSON_BODY} bytes")
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise ApiError(400, "the form body is not UTF-8") from None
+    if not pairs:
+        return None
+    by_lower = {name.lower(): name for name in known}
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        name = by_lower.get(key.lower().removesuffix("[]"))
+        if name is None:
+            log.debug("ignored the unknown form field %r", key)
+        elif name in lists:
+            out.setdefault(name, []).extend(v.strip() for v in value.split(",") if v.strip())
+        elif name in booleans:
+            if value.strip().lower() not in _BOOLEANS:
+                raise ApiError(400, f"{name} must be true or false, not {value!r}")
+            out[name] = _BOOLEANS[value.strip().lower()]
+        else:
+            out[name] = value
+    if known_needed and not out:
+        raise ApiError(400, f"none of the form fields {', '.join(repr(k) for k, _ in pairs)} is known; expected "
+                            f"{', '.join(known)}")
     return out
 
 
@@ -234,12 +307,27 @@ def refuse_cross_site(request: Request, config: Config, what: str) -> None:
                             "allow that site with --cors ORIGIN")
 
 
-def ok(request: Request) -> Response:
-    """Mailpit's plain "ok". A client that sends no Accept header at all (MailHog's Node client) JSON-parses any
-    body it gets, so it gets an empty one."""
-    if "accept" not in request.headers:
+def ok(request: Request, *, body_given: bool = True) -> Response:
+    """Mailpit's plain "ok", whatever the Accept header (Go's client, and so Mailpit's tools, sends none). The
+    one route MailHog shares, DELETE /api/v1/messages, answers MailHog's Node client (no Accept, no body; it
+    JSON-parses what it gets) with an empty body, as MailHog does."""
+    if not body_given and "accept" not in request.headers:
         return Response(b"", media_type="text/plain")
     return Response("ok", media_type="text/plain")
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _unsubscribe_post(raw: bytes, message: Message) -> str:
+    """The List-Unsubscribe-Post value (RFC 8058's one-click), read from the header block only, and only for a
+    message with a List-Unsubscribe (what it qualifies)."""
+    if not message.list_unsubscribe:
+        return ""
+    head = raw[:1024 * 1024]
+    end = _HEAD_END.search(head)
+    pairs = mime.headers(head[:end.end()] if end else head)
+    return next((value.strip() for name, value in pairs if name.lower() == "list-unsubscribe-post"), "")
 
 
 # -- failures ----------------------------------------------------------------------------------------------------
@@ -341,8 +429,7 @@ class Api:
         query = query_param(request)
         if query or "tz" in request.query_params:
             return await self._search_page(request, query)
-        start = int_param(request, "start", 0, maximum=MAX_START)
-        limit = int_param(request, "limit", 50, minimum=1, maximum=MAX_LIMIT)
+        start, limit = paging(request)
         page = await self.store.list(mailbox=mailbox_param(request), start=start, limit=limit)
         return JSONResponse(render.page(page))
 
@@ -353,14 +440,14 @@ class Api:
         return await self._search_page(request, query)
 
     async def _search_page(self, request: Request, query: str) -> Response:
-        start = int_param(request, "start", 0, maximum=MAX_START)
-        limit = int_param(request, "limit", 50, minimum=1, maximum=MAX_LIMIT)
+        start, limit = paging(request)
         page = await self.store.list(query=query, tz=tz_param(request), mailbox=mailbox_param(request),
                                      start=start, limit=limit)
         return JSONResponse(render.page(page))
 
     async def delete_messages(self, request: Request) -> Response:
-        body = fields(await json_body(request), ["IDs"], example='{"IDs": ["..."]}')
+        given = await body_fields(request, ["IDs"], example='{"IDs": ["..."]}', lists=["IDs"], known_needed=True)
+        body = given or {}
         ids = string_list(body.get("IDs", []), "IDs")
         if ids:
             await self.store.delete(ids)
@@ -368,13 +455,13 @@ class Api:
             await self.store.delete_matching(mailbox=mailbox)
         else:
             await self.store.delete_all()
-        return ok(request)
+        return ok(request, body_given=given is not None)
 
     async def mark_messages(self, request: Request) -> Response:
-        body = await json_body(request)
-        if body is None:
+        values = await body_fields(request, ["IDs", "Read", "Search"], example='{"IDs": ["..."], "Read": true}',
+                                   lists=["IDs"], booleans=["Read"])
+        if values is None:
             raise ApiError(400, 'expected a JSON object such as {"IDs": ["..."], "Read": true}')
-        values = fields(body, ["IDs", "Read", "Search"], example='{"IDs": ["..."], "Read": true}')
         tz = tz_param(request)
         read = values.get("Read", False)
         if not isinstance(read, bool):
@@ -392,8 +479,8 @@ class Api:
     async def delete_search(self, request: Request) -> Response:
         query = query_param(request)
         if not query:
-            raise ApiError(400, "the query parameter 'query' is required; to delete everything use DELETE "
-                                "/api/v1/messages")
+            raise ApiError(400, "no search query: the query parameter 'query' is required; to delete everything "
+                                "use DELETE /api/v1/messages")
         await self.store.delete_matching(query=query, tz=tz_param(request), mailbox=mailbox_param(request))
         return ok(request)
 
@@ -424,7 +511,7 @@ class Api:
         if raw is None:
             raise ApiError(404, f"message {message.id!r} not found")
         sums, warnings = await self.context.work.run(request, _message_extras, raw, message, cancellable=True)
-        out = render.message(message, sums, warnings)
+        out = render.message(message, sums, warnings, unsubscribe_post=_unsubscribe_post(raw, message))
         if self.context.outputs is not None:  # mailnest: where relaying got to, per recipient (None: not relayed)
             out["Relay"] = self.context.outputs.relay_status(message.id)
         # Mailpit marks a message read when it is opened; not for a web page of another site (an <img> would do).
@@ -448,7 +535,8 @@ class Api:
         headers = {"X-Content-Type-Options": "nosniff"}
         if request.query_params.get("dl") not in (None, "", "0"):
             headers["Content-Disposition"] = f'attachment; filename="{id_}.eml"'
-        return Response(raw, media_type="message/rfc822", headers=headers)
+        # text/plain as Mailpit serves it, so a browser shows the source instead of offering a download
+        return Response(raw, media_type="text/plain; charset=utf-8", headers=headers)
 
     async def get_headers(self, request: Request) -> Response:
         _, raw = await self.raw(request)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 from collections.abc import Iterable, Sequence
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,7 +33,7 @@ from .application import Application, RuntimeCounters
 from .chaos_api import ChaosApi
 from .checks import Checks
 from .compat_mailhog import MailHog
-from .events import LiveEvents, origin_allowed
+from .events import LiveEvents, fold_origin, origin_allowed
 from .openapi import OpenApi
 from .send import SendApi
 from .tagging import Tagging
@@ -150,7 +153,7 @@ class Cors:
             return None
         if "*" in self.origins:
             return "*"
-        return origin if origin in self.origins else None
+        return origin if fold_origin(origin) in self.origins else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
@@ -180,6 +183,38 @@ class Cors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+class Frame:
+    """The outermost layer: a `Date` header on every response, computed for it (uvicorn's is cached for up to a
+    second, and clients that filter "since server time" then miss mail), and a path with repeated slashes
+    redirected to its clean form as Mailpit does (cypress-mailpit asks for `//view/{ID}.txt`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if "//" in path:
+            clean = _SLASHES.sub("/", path)
+            query = scope.get("query_string", b"").decode("latin-1")
+            location = quote(clean, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+            await Response(b"", status_code=301, headers={"Location": location})(scope, receive, send)
+            return
+
+        async def send_with_date(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message["headers"] = [(b"date", formatdate(usegmt=True).encode()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_date)
+
+
+_SLASHES = re.compile(r"/{2,}")
 
 
 def merged(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
@@ -257,11 +292,15 @@ def create_app(server: MailServer) -> Starlette:
     ui_accounts = Credentials.load(config.http_auth_file) if config.http_auth_file else None
     send_accounts = Credentials.load(config.send_auth_file) if config.send_auth_file else None
     guard = getattr(server, "login_failures", None) or FailureGuard()
+    # MCP for coding agents (an ASGI endpoint, kept out of merged(), which takes plain routes only).
+    mcp_endpoint = getattr(server, "mcp", None)
+    extra: list[BaseRoute] = [Route("/mcp", endpoint=mcp_endpoint)] if mcp_endpoint is not None else []
     return Starlette(
-        routes=merged(routes),
-        # The Host check first: a rebound name is refused whatever it asks. Then CORS: a browser's preflight
+        routes=[*merged(routes), *extra],
+        # The frame (Date, clean paths), then the Host check: a rebound name is refused whatever it asks. Then CORS: a browser's preflight
         # carries no credentials and must still be answered.
-        middleware=[Middleware(HostCheck, allowed=config.allowed_hosts,
+        middleware=[Middleware(Frame),
+                    Middleware(HostCheck, allowed=config.allowed_hosts,
                                listen_host=config.http.host if config.http else None, hostname=config.hostname),
                     Middleware(Cors, origins=config.cors_origins),
                     Middleware(BasicAuth, ui=ui_accounts, send_api=send_accounts, guard=guard)],

@@ -87,7 +87,7 @@ def webui_config(context: Context) -> dict[str, Any]:
             "PreserveMessageIDs": True,
             "RecipientAllowlist": allowed,
         },
-        "SpamAssassin": False,
+        "SpamAssassin": bool(config.spamassassin),
         "ChaosEnabled": context.chaos.enabled,
         "DuplicatesIgnored": False,
         "HideDeleteAllButton": False,

@@ -2,13 +2,13 @@
 `POST /api/v1/message/{ID}/release`.
 
 - Link check is real (see `linkcheck`): links are requested, private addresses refused unless allowed.
-- HTML check is NOT available: Mailpit scores HTML against the caniemail.com data set, which mailnest does not
-  bundle. The route answers in Mailpit's shape with no tests run, and says so in an added "Error" field and an
-  `X-Mailnest-Unavailable` header, so a client neither breaks nor mistakes it for a clean result.
-- SpamAssassin is NOT available (mailnest has no spamd client): `/sa-check` answers Mailpit's shape with its own
-  "Error" field set, as Mailpit does when SpamAssassin fails. `/api/v1/webui` says `SpamAssassin: false`.
+- HTML check scores the message's HTML against the caniemail.com data set shipped in `mailnest.htmlcheck`
+  (Mailpit's shape; only the first htmlcheck.MAX_HTML_CHARS are read, said in `X-Mailnest-Truncated`).
+- SpamAssassin: `/sa-check` asks the spamd of `--spamassassin HOST:PORT` (`mailnest.spamd`); without one it
+  answers Mailpit's shape with "Error" set and an `X-Mailnest-Unavailable` header, and `/api/v1/webui` says
+  `SpamAssassin: false`.
 - Release sends the stored message through the configured relay (`mailnest.outputs.relay`), only to addresses
-  on its allow-list: 400 when no relay is configured (Mailpit answers 400 too), 403 when an address is refused,
+  on its allow-list: 400 when no relay is configured or an address is refused (as Mailpit answers both),
   502 when the upstream server takes it for no recipient.
 """
 
@@ -23,15 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import htmlcheck
 from ..outputs import relay as relay_module
+from ..spamd import SpamdClient
 from . import linkcheck
 from .api import Api, ApiError, Context, fields, json_body, ok, refuse_cross_site, string_list
 
 log = logging.getLogger("mailnest.http")
 
-HTML_CHECK_UNAVAILABLE = ("HTML check is not available in mailnest: it needs the caniemail.com data set, "
-                          "which is not bundled")
-SPAMASSASSIN_UNAVAILABLE = "SpamAssassin is not available in mailnest (no spamd integration)"
+SPAMASSASSIN_UNAVAILABLE = "SpamAssassin is not available: start mailnest with --spamassassin HOST:PORT (a spamd)"
 
 
 def _plausible_address(text: str) -> bool:
@@ -44,6 +44,8 @@ class Checks:
         self.context = context
         self.api = api
         self._relay: relay_module.Relay | None = None
+        spamd = context.config.spamassassin
+        self._spamd = SpamdClient(spamd) if spamd else None
 
     def routes(self) -> list[Route]:
         return [
@@ -57,13 +59,10 @@ class Checks:
         message = await self.api.message(request)
         if not message.html:
             raise ApiError(400, "message does not contain HTML")
-        body: dict[str, Any] = {
-            "Platforms": {},
-            "Total": {"Nodes": 0, "Partial": 0, "Supported": 0, "Tests": 0, "Unsupported": 0},
-            "Warnings": [],
-            "Error": HTML_CHECK_UNAVAILABLE,
-        }
-        return JSONResponse(body, headers={"X-Mailnest-Unavailable": "html-check"})
+        body = await asyncio.to_thread(htmlcheck.check, message.html)
+        headers = ({"X-Mailnest-Truncated": str(htmlcheck.MAX_HTML_CHARS)}
+                   if htmlcheck.truncated(message.html) else None)
+        return JSONResponse(body, headers=headers)
 
     async def link_check(self, request: Request) -> Response:
         refuse_cross_site(request, self.context.config, "a link check")  # it makes this server fetch URLs
@@ -75,9 +74,14 @@ class Checks:
         return JSONResponse(result)
 
     async def sa_check(self, request: Request) -> Response:
-        await self.api.message(request)
-        return JSONResponse({"Error": SPAMASSASSIN_UNAVAILABLE, "IsSpam": False, "Rules": [], "Score": 0},
-                            headers={"X-Mailnest-Unavailable": "sa-check"})
+        message = await self.api.message(request)
+        if self._spamd is None:
+            return JSONResponse({"Error": SPAMASSASSIN_UNAVAILABLE, "IsSpam": False, "Rules": [], "Score": 0},
+                                headers={"X-Mailnest-Unavailable": "sa-check"})
+        raw = await self.context.store.raw(message.id)
+        if raw is None:
+            raise ApiError(404, f"message {message.id!r} not found")
+        return JSONResponse(await self._spamd.check(raw))
 
     def relay(self) -> Any:
         """What to release through: the runtime's output dispatcher, or a relay of our own from the config."""
@@ -114,7 +118,7 @@ class Checks:
         except relay_module.RelayNotConfigured as exc:
             raise ApiError(400, str(exc)) from None
         except relay_module.RelayRefused as exc:
-            raise ApiError(403, f"Failed: {exc}") from None
+            raise ApiError(400, f"Failed: {exc}") from None  # Mailpit's answer to an address off the allow-list
         except relay_module.RelayFailed as exc:
             raise ApiError(502, f"SMTP error: {exc}") from None
         log.info("released message %s to %s", message_id, ", ".join(to))

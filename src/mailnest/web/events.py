@@ -108,11 +108,17 @@ def batches(items: Sequence[str], limit: int = BATCH_BYTES) -> list[str]:
     return out
 
 
+def fold_origin(origin: str) -> str:
+    """An Origin as --cors origins are kept: ASCII lower-cased, as Mailpit compares them (a non-ASCII origin
+    matches nothing)."""
+    return origin.lower() if origin.isascii() else "\x00"
+
+
 def origin_allowed(headers: Mapping[str, str], allowed: Sequence[str]) -> bool:
     origin = headers.get("origin")
     if origin is None:
         return True
-    if origin in allowed or "*" in allowed:
+    if "*" in allowed or fold_origin(origin) in allowed:
         return True
     netloc = urlsplit(origin).netloc.lower()
     return bool(netloc) and netloc == headers.get("host", "").lower()

@@ -109,7 +109,7 @@ def protocol_warnings(warnings: Iterable[ProtocolWarning]) -> list[dict[str, str
 
 
 def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None,
-            warnings: Iterable[ProtocolWarning] = ()) -> dict[str, Any]:
+            warnings: Iterable[ProtocolWarning] = (), *, unsubscribe_post: str = "") -> dict[str, Any]:
     """Mailpit's Message, plus mailnest's Envelope, Folder and ProtocolWarnings (how the stored bytes break the
     line rules of RFC 5321/5322). `checksums` maps a part ID to its {MD5, SHA1, SHA256}."""
     s = m.summary
@@ -122,9 +122,11 @@ def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None
         "Cc": addresses(s.cc),
         "Bcc": addresses(s.bcc),
         "ReplyTo": addresses(s.reply_to),
-        "ReturnPath": m.return_path,
+        # Mailpit's SMTP server writes the envelope sender as Return-Path; mailnest stores the bytes as sent, so
+        # the API falls back to the envelope sender where the message has no Return-Path of its own.
+        "ReturnPath": m.return_path or m.envelope.mail_from,
         "Subject": s.subject,
-        "ListUnsubscribe": list_unsubscribe(m.list_unsubscribe),
+        "ListUnsubscribe": list_unsubscribe(m.list_unsubscribe, unsubscribe_post),
         "Date": rfc3339(m.date or s.created),
         "Created": rfc3339(s.created),
         "Tags": list(s.tags),

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..chaos import MAX_LINK_SPEED
-from .api import MAX_START
+from .api import DEFAULT_LIMIT, MAX_START, PAGE_CAP
 from .compat_mailhog import MAX_RENDER_DEPTH
 from .send import ADDRESS_PATTERN
 
@@ -126,7 +126,7 @@ SCHEMAS: dict[str, Any] = {
         "Headers": {"type": "object", "additionalProperties": ONE_LINE,
                     "propertyNames": {"pattern": "^X-[A-Za-z0-9-]+$"},
                     "description": "Extra header fields (not those the other fields set)"},
-    }, ("From",), additionalProperties=False),
+    }, ("From",), description="Unknown top-level fields are ignored, as Mailpit ignores them"),
     "SendMessageConfirmation": obj({"ID": STR}, ("ID",)),
     "LinkCheckResponse": obj({"Errors": INT, "Links": array(obj({"URL": STR, "StatusCode": INT, "Status": STR},
                                                                 ("URL", "StatusCode", "Status")))},
@@ -213,8 +213,11 @@ def in_path(name: str, description: str) -> dict[str, Any]:
 TAG = {"name": "Tag", "in": "path", "required": True, "schema": TAG_NAME, "description": "The tag's name"}
 ID = in_path("ID", 'Message database ID, or "latest" (with optional query, tz and mailbox parameters)')
 PART = in_path("PartID", "Attachment part ID (as in the message's Attachments and Inline)")
-START = query("start", {"type": "integer", "minimum": 0, "maximum": MAX_START, "default": 0}, "Pagination offset")
-LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}, "Page size")
+# Mailpit's lists read start and limit leniently: anything but a whole number of 0 or more means the default.
+START = query("start", {"description": "any value; not a whole number of 0 or more: 0"},
+              "Pagination offset (default 0)")
+LIMIT = query("limit", {"description": f"any value; not a whole number of 0 or more: {DEFAULT_LIMIT}"},
+              f"Page size (default {DEFAULT_LIMIT}; 0 or more than {PAGE_CAP}: {PAGE_CAP})")
 TZ = query("tz", {"type": "string", "enum": ["UTC", "Europe/Paris", "America/Chicago", "Pacific/Auckland"]},
            "IANA time zone of before:/after: dates written without one")
 SEARCH = query("query", {"type": "string", "pattern": r"^[^\x00]*\S[^\x00]*$"},
@@ -238,10 +241,11 @@ def paths() -> dict[str, Any]:
             "get": op("List messages, newest first", json_response("A page of summaries", ref("MessagesSummary")),
                       tags="messages", params=[START, LIMIT, MAILBOX]),
             "put": op("Set read status (by IDs, by search, or all)", OK, tags="messages", params=[TZ, MAILBOX],
-                      body=obj({"IDs": array(STR), "Read": BOOL, "Search": STR}, additionalProperties=False),
+                      body=obj({"IDs": array(STR), "Read": BOOL, "Search": STR}),
                       body_required=True, fail=(400, 507)),
-            "delete": op("Delete messages by IDs, or all", OK, tags="messages", params=[MAILBOX],
-                         body=obj({"IDs": array(STR)}, additionalProperties=False), fail=(400, 507)),
+            "delete": op("Delete messages by IDs, or all (no body, or no IDs; a body of unknown fields only is a 400)",
+                         OK, tags="messages", params=[MAILBOX],
+                         body=obj({"IDs": array(STR)}), fail=(400, 507)),
         },
         "/api/v1/search": {
             "get": op("Search messages", json_response("A page of matching summaries", ref("MessagesSummary")),
@@ -260,7 +264,7 @@ def paths() -> dict[str, Any]:
         },
         "/api/v1/message/{ID}/raw": {
             "get": op("Get a message's source, exactly as received", {"description": "The message source",
-                      "content": {"message/rfc822": {"schema": STR}}},
+                      "content": {"text/plain": {"schema": STR}}},
                       tags="message", params=[ID, *LATEST, query("dl", {"type": "string", "enum": ["0", "1"]},
                                                                   "1: as a download")], fail=(400, 404)),
         },
@@ -281,7 +285,7 @@ def paths() -> dict[str, Any]:
                        fail=(400, 403, 404, 502)),
         },
         "/api/v1/message/{ID}/html-check": {
-            "get": op("HTML check (not available in mailnest: answers with no tests run and an Error)",
+            "get": op("Check the HTML against the email clients of the caniemail data set",
                       json_response("Mailpit's HTMLCheckResponse", ref("HTMLCheckResponse")), tags="other",
                       params=[ID, *LATEST], fail=(400, 404)),
         },
@@ -292,7 +296,7 @@ def paths() -> dict[str, Any]:
                                                  "Follow redirects")], fail=(400, 403, 404)),
         },
         "/api/v1/message/{ID}/sa-check": {
-            "get": op("SpamAssassin check (not available in mailnest: Error says so)",
+            "get": op("SpamAssassin check through spamd (--spamassassin HOST:PORT; without it Error says how to enable it)",
                       json_response("Mailpit's SpamAssassin result", ref("SpamAssassinResponse")), tags="other",
                       params=[ID, *LATEST], fail=(400, 404)),
         },
@@ -304,13 +308,14 @@ def paths() -> dict[str, Any]:
         "/api/v1/tags": {
             "get": op("List tags", json_response("Tag names", TAG_NAMES), tags="tags"),
             "put": op("Set the tags of messages (replacing theirs)", OK, tags="tags",
-                      body=obj({"IDs": array(STR), "Tags": TAG_NAMES}, additionalProperties=False),
+                      body=obj({"IDs": array(STR), "Tags": TAG_NAMES}),
                       body_required=True),
         },
         "/api/v1/tags/{Tag}": {
             "put": op("Rename a tag", OK, tags="tags", params=[TAG],
-                      body=obj({"Name": TAG_NAME}, ("Name",), additionalProperties=False), body_required=True),
-            "delete": op("Remove a tag from every message", OK, tags="tags", params=[TAG]),
+                      body=obj({"Name": TAG_NAME}, ("Name",)), body_required=True),
+            "delete": op("Remove a tag from every message (400 for a tag no message carries)", OK, tags="tags",
+                         params=[TAG]),
         },
         "/api/v1/info": {"get": op("Application information", json_response("Figures", ref("AppInformation")),
                                    tags="application")},

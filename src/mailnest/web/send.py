@@ -176,8 +176,12 @@ def _build(request: dict[str, Any], *, hostname: str, now: float | None) -> Buil
         msg[name] = _header_value(value, f"header {name}")
 
     msg.set_content(strings["Text"])
+    _exactly(msg, strings["Text"])
     if strings["HTML"]:
         msg.add_alternative(strings["HTML"], subtype="html")
+        parts = msg.get_payload()
+        assert isinstance(parts, list)
+        _exactly(parts[-1], strings["HTML"])
     attachments = list(enumerate(_list(request.get("Attachments"), "Attachments")))
     # Inline parts first: they go inside the HTML alternative, which must still be the last part then.
     attachments.sort(key=lambda pair: not (isinstance(pair[1], dict) and any(
@@ -187,6 +191,15 @@ def _build(request: dict[str, Any], *, hostname: str, now: float | None) -> Buil
     raw = msg.as_bytes()
     recipients = tuple(dict.fromkeys([a for _, a in to] + [a for _, a in cc] + bcc))
     return Built(raw, from_addr, recipients, cleaned_tags)
+
+
+def _exactly(part: Any, text: str) -> None:
+    """The body reads back as `text`, byte for byte: `set_content` ends every text with a line break (`"x"` came
+    back as `"x\r\n"`; Mailpit gives `"x"`), so a text without one is sent in base64, which keeps its end."""
+    if text and not text.endswith("\n"):
+        del part["Content-Transfer-Encoding"]
+        part["Content-Transfer-Encoding"] = "base64"
+        part.set_payload(base64.encodebytes(text.encode("utf-8")).decode("ascii"))
 
 
 def _attach(msg: EmailMessage, item: Any, index: int, *, has_html: bool) -> None:

@@ -27,6 +27,11 @@ class Tagging:
     async def _existing(self) -> list[str]:
         return list(await self.store.tag_counts())
 
+    async def _known(self, name: str) -> None:
+        """Mailpit's 400 for renaming or deleting a tag no message carries (names compare without case)."""
+        if name.casefold() not in {existing.casefold() for existing in await self._existing()}:
+            raise ApiError(400, f"tag not found: {name}")
+
     async def list_tags(self, request: Request) -> Response:
         return JSONResponse(await self._existing())
 
@@ -52,6 +57,7 @@ class Tagging:
             raise ApiError(400, f"{name!r} is not a tag name: use letters, digits, '-', '.', '_' and spaces")
         if not tags.clean(old):
             raise ApiError(400, f"{old!r} is not a tag name")
+        await self._known(old)
         await self.store.rename_tag(old, new)
         return ok(request)
 
@@ -59,5 +65,6 @@ class Tagging:
         name = str(request.path_params["tag"])
         if not tags.clean(name):
             raise ApiError(400, f"{name!r} is not a tag name")
+        await self._known(name)
         await self.store.delete_tag(name)
         return ok(request)

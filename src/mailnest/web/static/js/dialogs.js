@@ -45,7 +45,7 @@ export function setupRelease() {
       dialog.close();
       toast(`Released to ${to.join(", ")}`);
     } catch (err) {
-      const reason = err.status === 403 ? `Release refused: ${err.message}`
+      const reason = err.status === 400 || err.status === 403 ? `Release refused: ${err.message}`
         : err.status === 404 ? `Release is not available: ${err.message}` : `Release failed: ${err.message}`;
       showError(error, reason);
     } finally {
