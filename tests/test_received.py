@@ -97,6 +97,13 @@ def test_codes_from_html_when_there_is_no_text_body() -> None:
     assert mail.codes() == ["246810"]
 
 
+def test_a_code_only_the_html_part_holds_is_found_too() -> None:
+    """Issue 16 item 11: with a text part, the HTML part was not read, and a code only it held was missed."""
+    mail = _mail(text="Welcome aboard! Your code is 1357.", html="<p>Or use the backup code <b>864200</b>.</p>"
+                 "<p>Your code is 1357.</p>")
+    assert mail.codes() == ["1357", "864200"]  # the text part's first, each once
+
+
 def test_email_headers_and_attachment_content_from_raw() -> None:
     message = EmailMessage()
     message["Subject"] = "=?utf-8?q?R=C3=A9sum=C3=A9?="

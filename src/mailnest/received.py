@@ -304,14 +304,16 @@ class Mail:
         raise LookupError(f"{wanted} in message {self.subject!r}; its links: {list(self.links) or 'none'}")
 
     def codes(self, pattern: str | re.Pattern[str] = DEFAULT_CODE) -> list[str]:
-        """One-time codes in the subject and the body (4 to 8 digits unless told otherwise), each once, in order.
+        """One-time codes in the subject and the body (4 to 8 digits unless told otherwise), each once, in order:
+        the subject's, the text part's, then those only the HTML part holds (a code may be in the HTML alone).
 
         URLs and e-mail addresses are skipped so digits inside them are not taken for codes. A pattern with a
         group yields the group: codes(r"code: (\\w+)").
         """
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        body = self.text or _HTMLText.of(self.html).text
-        haystack = _without_addresses(_URL_IN_TEXT.sub(" ", f"{self.subject}\n{body}"))
+        html_text = _HTMLText.of(self.html).text if self.html else ""
+        haystack = "\n".join(_without_addresses(_URL_IN_TEXT.sub(" ", part))
+                             for part in (self.subject, self.text, html_text) if part)
         found = [m.group(1) if m.groups() else m.group(0) for m in regex.finditer(haystack)]
         return list(dict.fromkeys(found))
 
