@@ -27,6 +27,7 @@ from . import tls
 from .auth import Credentials, FailureGuard, LoginChecker
 from .chaos import Chaos
 from .config import Config, Listen
+from .dblock import DatabaseLock
 from .events import Hub
 from .imap.server import checking_authenticator as imap_checking_authenticator
 from .imap.server import start_imap
@@ -128,6 +129,7 @@ class MailServer:
         self.tls: tls.TLSMaterial | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self._scratch: str | None = None
+        self._db_lock: DatabaseLock | None = None
 
     # -- reporting -------------------------------------------------------------------------------------
 
@@ -178,6 +180,9 @@ class MailServer:
             self.tls = tls.load_material(config, Path(self._scratch))
             assert self.tls is not None
             self.ssl_context = tls.server_context(self.tls)
+        if isinstance(config.db, Path):  # one server per SQLite file (dblock.py); PostgreSQL is for sharing
+            self._db_lock = DatabaseLock.take(config.db)
+            self._closers.append(self._release_db)
         await self.store.start()
         self._closers.append(self.store.close)
         # Closers run in reverse: the sweeper stops taking work over, webhooks and outputs flush, then the work
@@ -245,6 +250,11 @@ class MailServer:
             return self.http_url
         listen: Listen = getattr(self.config, name)
         return str(Listen(listen.host, getattr(self, f"{name}_port")))
+
+    async def _release_db(self) -> None:
+        if self._db_lock is not None:
+            self._db_lock.release()
+            self._db_lock = None
 
     async def _remove_scratch(self) -> None:
         if self._scratch:
