@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import mailbox
+import os
+import pty
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +194,47 @@ def test_ingest_main_over_smtp_and_errors(tmp_path: Path, server: ServerThread,
     assert ingest_main(parse([str(tmp_path / "a.eml"), "--smtp", f"127.0.0.1:{closed_port}"])) == 1
     assert "Is `mailnest serve` running?" in capsys.readouterr().err
     assert ingest_main(parse([str(tmp_path / "a.eml"), "--smtp", "nonsense"])) == 2
+
+
+@pytest.mark.parametrize("text", [b"not mail\n", b"hello: world\nsecond: line\n\nbody\n", b"", b"\x00\x01binary"])
+def test_what_is_not_mail_is_named_and_left_out(tmp_path: Path, text: bytes,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 item 12: a one-line text file went in as a message. It is now skipped, named, and the exit is 1."""
+    (tmp_path / "notes.txt").write_bytes(text)
+    (tmp_path / "real.eml").write_bytes(message(1))
+    db = tmp_path / "mail.db"
+    assert ingest_main(parse([str(tmp_path / "notes.txt"), str(tmp_path / "real.eml"), "--db", str(db)])) == 1
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'notes.txt'}: not a mail message" in captured.err
+    assert "imported 1 message(s), 1 failed" in captured.out
+    with ServerThread(Config(http=None, db=db)) as thread:
+        assert thread.call(thread.store.count()) == 1
+
+
+def test_progress_is_shown_on_a_terminal_only(tmp_path: Path) -> None:
+    """Issue 16 item 12: 5,000 messages ran 15 s with no output. On a terminal a running count is redrawn (and
+    cleared before the summary); into a pipe nothing but the summary is written."""
+    make_mh(tmp_path / "mh", [message(n) for n in range(400)])
+    command = [sys.executable, "-m", "mailnest.cli", "ingest", str(tmp_path / "mh"), "--db"]
+    piped = subprocess.run([*command, str(tmp_path / "piped.db")], capture_output=True, timeout=60)
+    assert piped.returncode == 0 and b"\r" not in piped.stderr + piped.stdout, piped
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([*command, str(tmp_path / "tty.db")], stdin=follower, stdout=follower,
+                                stderr=follower)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(60) == 0, seen
+    finally:
+        os.close(leader)
+    assert re.search(rb"\rmailnest ingest: \d+ imported\.\.\.", seen), seen
+    assert b"\r\x1b[K" in seen and seen.rstrip().endswith(b"imported 400 message(s) into " + str(
+        tmp_path / "tty.db").encode()), seen

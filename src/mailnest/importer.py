@@ -20,9 +20,11 @@ import os
 import re
 import smtplib
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from .config import Config, ConfigError, Listen, parse_listen
 from .events import Hub
@@ -217,6 +219,24 @@ def envelope_from_headers(raw: bytes) -> tuple[str, list[str]]:
     return sender, recipients
 
 
+# Fields that a message has and other text files do not; one of them is enough.
+_MESSAGE_FIELDS = frozenset({"from", "to", "cc", "bcc", "subject", "date", "message-id", "received", "return-path",
+                             "sender", "reply-to", "mime-version", "content-type", "delivered-to", "x-original-to"})
+
+
+def not_mail(raw: bytes) -> str | None:
+    """Why `raw` is not a mail message, or None when it is one: it must start with header fields, one of them a
+    field that messages have (From, To, Subject, Date, Message-ID, Received...)."""
+    fields, _ = split_header(raw)
+    if not fields:
+        return "not a mail message: it does not start with header fields such as From: or Subject: (skipped)"
+    if not any(field_name(f) in _MESSAGE_FIELDS for f in fields):
+        names = ", ".join(sorted({field_name(f) for f in fields})[:3])
+        return (f"not a mail message: its header fields ({names}) include none of From, To, Subject, Date or "
+                "Message-ID (skipped)")
+    return None
+
+
 def _envelope(raw: bytes, mail_from: str | None, rcpt_tos: list[str] | None) -> tuple[str, list[str]]:
     sender, recipients = envelope_from_headers(raw)
     return (sender if mail_from is None else mail_from), (recipients if not rcpt_tos else list(rcpt_tos))
@@ -225,9 +245,14 @@ def _envelope(raw: bytes, mail_from: str | None, rcpt_tos: list[str] | None) -> 
 # -- destinations ------------------------------------------------------------------------------------------
 
 
+Progress = Callable[[ImportResult], None]
+
+
 async def import_into_store(store: Store, paths: Iterable[str | Path], *, mail_from: str | None = None,
-                            rcpt_tos: list[str] | None = None) -> ImportResult:
-    """Add every message under `paths` to a started store; files are read off the event loop."""
+                            rcpt_tos: list[str] | None = None, progress: Progress | None = None) -> ImportResult:
+    """Add every message under `paths` to a started store; files are read off the event loop. A file that is not
+    mail (see `not_mail`) is left out and named in the result's `failed` list. `progress` is called with the
+    result so far after each message."""
     result = ImportResult()
     messages = iter_all(paths)
     pending: set[asyncio.Task[None]] = set()
@@ -241,12 +266,17 @@ async def import_into_store(store: Store, paths: Iterable[str | Path], *, mail_f
             result.failed.append((source, str(exc)))
         else:
             result.imported += 1
+        if progress is not None:
+            progress(result)
 
     try:
         while True:
             item = await asyncio.to_thread(next, messages, None)
             if item is None:
                 break
+            if (reason := not_mail(item[0])) is not None:
+                result.failed.append((item[1], reason))
+                continue
             # Start order is store order, so messages keep their file order in the store.
             pending.add(asyncio.create_task(add(*item)))
             if len(pending) >= _STORE_WINDOW:
@@ -258,16 +288,22 @@ async def import_into_store(store: Store, paths: Iterable[str | Path], *, mail_f
 
 
 def import_over_smtp(host: str, port: int, paths: Iterable[str | Path], *, mail_from: str | None = None,
-                     rcpt_tos: list[str] | None = None, timeout: float = 30) -> ImportResult:
+                     rcpt_tos: list[str] | None = None, timeout: float = 30,
+                     progress: Progress | None = None) -> ImportResult:
     """Send every message under `paths` to an SMTP server (a running mailnest), one connection for all.
 
-    Raises OSError when the server cannot be reached at all; a message the server refuses is recorded in
-    the result's `failed` list and the import goes on.
+    Raises OSError when the server cannot be reached at all; a message the server refuses, or a file that is not
+    mail, is recorded in the result's `failed` list and the import goes on.
     """
     result = ImportResult()
     client: smtplib.SMTP | None = None
     try:
         for raw, source in iter_all(paths):
+            if progress is not None and (result.imported or result.failed):
+                progress(result)
+            if (reason := not_mail(raw)) is not None:
+                result.failed.append((source, reason))
+                continue
             sender, recipients = _envelope(raw, mail_from, rcpt_tos)
             if not recipients:
                 result.failed.append((source, "no recipients in To, Cc or Bcc (give some with --to)"))
@@ -317,6 +353,34 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
                         help="envelope recipient for every message, repeatable (default: To, Cc and Bcc)")
 
 
+class TerminalProgress:
+    """A running count on a terminal (`stream` is one): one line, redrawn at most every `interval` seconds, cleared
+    before the summary is printed. Nothing at all when the output is a file or a pipe."""
+
+    def __init__(self, stream: TextIO, interval: float = 0.2) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.interval = interval
+        self._next = 0.0
+        self._shown = False
+
+    def __call__(self, result: ImportResult) -> None:
+        now = time.monotonic()
+        if not self.enabled or now < self._next:
+            return
+        self._next = now + self.interval
+        failed = f", {len(result.failed)} skipped or failed" if result.failed else ""
+        self.stream.write(f"\rmailnest ingest: {result.imported} imported{failed}...")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+
 def ingest_main(args: argparse.Namespace) -> int:
     """`mailnest ingest`: 0 when every message went in, 1 when some failed, 2 for unusable arguments."""
     paths = [Path(p) for p in args.paths]
@@ -324,25 +388,29 @@ def ingest_main(args: argparse.Namespace) -> int:
     if missing:
         print(f"mailnest ingest: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    progress = TerminalProgress(sys.stderr)
     try:
         if args.db is not None:
             result = asyncio.run(_ingest_into_db(Config(db=args.db, tenant=args.tenant, max_messages=0), paths,
-                                                 args.mail_from, args.rcpt_tos))
+                                                 args.mail_from, args.rcpt_tos, progress))
             where = shown(args.db)
         else:
             listen = _smtp_listen(args.smtp)
             where = str(listen)
             try:
                 result = import_over_smtp(listen.host, listen.port, paths, mail_from=args.mail_from,
-                                          rcpt_tos=args.rcpt_tos)
+                                          rcpt_tos=args.rcpt_tos, progress=progress)
             except (OSError, smtplib.SMTPException) as exc:
+                progress.clear()
                 print(f"mailnest ingest: cannot send to {listen}: {exc}\n"
                       "Is `mailnest serve` running? Point at it with --smtp HOST:PORT, or use --db FILE.",
                       file=sys.stderr)
                 return 1
     except (ConfigError, IngestError, OSError, mailbox.Error) as exc:
+        progress.clear()
         print(f"mailnest ingest: {exc}", file=sys.stderr)
         return 2
+    progress.clear()
     for source, reason in result.failed:
         print(f"mailnest ingest: {source}: {reason}", file=sys.stderr)
     print(f"mailnest ingest: {result} into {where}")
@@ -354,11 +422,11 @@ def _smtp_listen(value: str | None) -> Listen:
 
 
 async def _ingest_into_db(config: Config, paths: list[Path], mail_from: str | None,
-                          rcpt_tos: list[str] | None) -> ImportResult:
+                          rcpt_tos: list[str] | None, progress: Progress | None = None) -> ImportResult:
     # No retention here (max_messages=0): pruning is the server's job when it next opens the store with its limits.
     store = open_store(config, Hub())
     await store.start()
     try:
-        return await import_into_store(store, paths, mail_from=mail_from, rcpt_tos=rcpt_tos)
+        return await import_into_store(store, paths, mail_from=mail_from, rcpt_tos=rcpt_tos, progress=progress)
     finally:
         await store.close()
