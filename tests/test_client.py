@@ -122,6 +122,22 @@ def test_wait_for_counts_matches(server: ServerThread, client: Client, rcpt: str
     assert sorted(m.subject for m in mails) == ["Invoice 1", "Invoice 2"]
 
 
+def test_wait_for_returns_exactly_count_the_newest(server: ServerThread, client: Client, rcpt: str) -> None:
+    """Issue 16 item 9: `[mail] = client.wait_for(...)` raised "too many values to unpack" once a second match was
+    there, as count=1 returned every match."""
+    for number in range(3):
+        send(server, rcpt, f"Welcome {number}")
+    [mail] = client.wait_for("Welcome", mailbox=rcpt, timeout=5)
+    assert mail.subject == "Welcome 2"
+    assert [m.subject for m in client.wait_for("Welcome", count=2, mailbox=rcpt)] == ["Welcome 2", "Welcome 1"]
+
+    async def newest() -> list[str]:
+        async with AsyncClient(server.http_url) as async_client:
+            return [m.subject for m in await async_client.wait_for("Welcome", mailbox=rcpt)]
+
+    assert asyncio.run(newest()) == ["Welcome 2"]
+
+
 def test_wait_timeout_says_what_was_awaited_and_what_arrived(server: ServerThread, client: Client,
                                                             rcpt: str) -> None:
     send(server, rcpt, "Welcome aboard")

@@ -263,7 +263,10 @@ class Client(_Common):
 
     def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0,
                  mailbox: str | None = None) -> list[Mail]:
-        """Block until `count` messages match `query` (in `mailbox`, if given), then return them in full.
+        """Block until `count` messages match `query` (in `mailbox`, if given), then return the newest `count` of
+        them in full, newest first: exactly `count`, so `[mail] = client.wait_for(...)` holds however many matches a
+        long-running server has. Messages already there when it is called count too: aim at a unique address or
+        subject (the pytest plugin's addresses are), or delete first.
 
         Raises WaitTimeoutError after `timeout` seconds, QueryError for a query the server rejects.
         """
@@ -286,7 +289,7 @@ class Client(_Common):
             raise WaitTimeoutError(query=query, count=count, timeout=timeout, mailbox=mailbox,
                                    matched=matched, arrived=arrived)
         _raise_for(response, query=query)
-        return [self.get(s.id) for s in MailPage.from_json(response.json())]
+        return [self.get(s.id) for s in list(MailPage.from_json(response.json()))[:count]]
 
 
 class AsyncClient(_Common):
@@ -380,5 +383,5 @@ class AsyncClient(_Common):
             raise WaitTimeoutError(query=query, count=count, timeout=timeout, mailbox=mailbox,
                                    matched=matched, arrived=arrived)
         _raise_for(response, query=query)
-        summaries: list[MailSummary] = list(MailPage.from_json(response.json()))
+        summaries: list[MailSummary] = list(MailPage.from_json(response.json()))[:count]
         return list(await asyncio.gather(*(self.get(s.id) for s in summaries)))

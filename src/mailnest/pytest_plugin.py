@@ -128,7 +128,8 @@ class Inbox:
         return self.client.get(id)
 
     def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0, to: str | None = None) -> list[Mail]:
-        """Wait until `count` messages to this test's addresses (or just to `to`) match `query`; newest first.
+        """Wait until `count` messages to this test's addresses (or just to `to`) match `query`; the newest `count`,
+        newest first (exactly `count`, so `[mail] = mailnest.wait_for(...)` is safe).
 
         Raises mailnest.client.WaitTimeoutError (a TimeoutError) naming what did arrive.
         """
