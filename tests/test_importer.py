@@ -238,3 +238,16 @@ def test_progress_is_shown_on_a_terminal_only(tmp_path: Path) -> None:
     assert re.search(rb"\rmailnest ingest: \d+ imported\.\.\.", seen), seen
     assert b"\r\x1b[K" in seen and seen.rstrip().endswith(b"imported 400 message(s) into " + str(
         tmp_path / "tty.db").encode()), seen
+
+
+def test_ingest_into_a_db_by_the_messages_own_dates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 item 12: the import time was every message's received time; --use-message-dates keeps its Date."""
+    (tmp_path / "old.eml").write_bytes(b"From: a@example.com\nTo: b@example.com\nSubject: old\n"
+                                       b"Date: Tue, 03 Mar 2020 10:00:00 +0000\n\nx\n")
+    db = tmp_path / "mail.db"
+    assert ingest_main(parse([str(tmp_path / "old.eml"), "--db", str(db), "--use-message-dates"])) == 0
+    with ServerThread(Config(db=db)) as thread:
+        [summary] = thread.call(thread.store.list()).messages
+        assert summary.created.isoformat() == "2020-03-03T10:00:00+00:00"
+    assert ingest_main(parse([str(tmp_path / "old.eml"), "--use-message-dates"])) == 2
+    assert "--use-message-dates needs --db" in capsys.readouterr().err

@@ -351,6 +351,9 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
                         help="envelope sender for every message (default: Return-Path, Sender or From)")
     parser.add_argument("--to", dest="rcpt_tos", action="append", metavar="ADDRESS",
                         help="envelope recipient for every message, repeatable (default: To, Cc and Bcc)")
+    parser.add_argument("--use-message-dates", action="store_true",
+                        help="with --db: date each message by its own Date header rather than the time of the "
+                             "import (over SMTP the server decides: start it with --use-message-dates)")
 
 
 class TerminalProgress:
@@ -384,6 +387,10 @@ class TerminalProgress:
 def ingest_main(args: argparse.Namespace) -> int:
     """`mailnest ingest`: 0 when every message went in, 1 when some failed, 2 for unusable arguments."""
     paths = [Path(p) for p in args.paths]
+    if args.use_message_dates and args.db is None:
+        print("mailnest ingest: --use-message-dates needs --db (over SMTP the server dates the mail: start it with "
+              "--use-message-dates)", file=sys.stderr)
+        return 2
     missing = [p for p in paths if not p.exists()]
     if missing:
         print(f"mailnest ingest: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
@@ -391,7 +398,8 @@ def ingest_main(args: argparse.Namespace) -> int:
     progress = TerminalProgress(sys.stderr)
     try:
         if args.db is not None:
-            result = asyncio.run(_ingest_into_db(Config(db=args.db, tenant=args.tenant, max_messages=0), paths,
+            config = Config(db=args.db, tenant=args.tenant, max_messages=0, use_message_dates=args.use_message_dates)
+            result = asyncio.run(_ingest_into_db(config, paths,
                                                  args.mail_from, args.rcpt_tos, progress))
             where = shown(args.db)
         else:

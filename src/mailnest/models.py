@@ -76,6 +76,7 @@ class Summary:
     snippet: str
     tags: tuple[str, ...] = ()
     folder: str = ""  # '' for delivered mail, else the IMAP folder a client filed it in (see Store.folders)
+    username: str = ""  # the SMTP AUTH user it was sent with, "" when none (Mailpit's Username)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (an event between nodes carries them); `Summary.from_json` gives back an equal one.
@@ -86,7 +87,7 @@ class Summary:
             "to": _addresses_json(self.to), "cc": _addresses_json(self.cc), "bcc": _addresses_json(self.bcc),
             "reply_to": _addresses_json(self.reply_to), "subject": self.subject,
             "created": self.created.isoformat(), "size": self.size, "attachments": self.attachments,
-            "snippet": self.snippet, "tags": list(self.tags), "folder": self.folder,
+            "snippet": self.snippet, "tags": list(self.tags), "folder": self.folder, "username": self.username,
         }
 
     @staticmethod
@@ -108,7 +109,9 @@ class Summary:
             bcc=_addresses_from_json(data, "bcc"), reply_to=_addresses_from_json(data, "reply_to"),
             subject=_field(data, "subject", str), created=created, size=_field(data, "size", int),
             attachments=_field(data, "attachments", int), snippet=_field(data, "snippet", str),
-            tags=tuple(tags), folder=_field(data, "folder", str))
+            tags=tuple(tags), folder=_field(data, "folder", str),
+            # A node of an earlier version sends no username.
+            username=_field(data, "username", str) if "username" in data else "")
 
 
 def _addresses_json(addresses: tuple[Address, ...]) -> list[list[str]]:

@@ -6,6 +6,9 @@ that cannot take the message gets the client to try again later: `452 4.3.1` whe
 stored as it is (`MessageRejectedError`: a value beyond a database limit) gets `554 5.3.4`, so the client stops
 retrying it.
 
+With `ignore_duplicate_ids` a message whose Message-ID delivered mail already has is answered `250` and not
+stored (`DuplicateMessageError`; the store logs it and counts it), as Mailpit's `--ignore-duplicate-ids` does.
+
 The null reverse-path `MAIL FROM:<>` (bounces, delivery reports) is kept as an empty sender, `""`.
 
 With `smtp_allowed_recipients` (a regular expression, Mailpit's `--smtp-allowed-recipients`) a recipient it does
@@ -23,7 +26,13 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from ..config import UNLIMITED_SIZE, Config, compile_recipients
 from ..models import Envelope, TLSInfo
-from ..store.base import MessageRejectedError, Store, StoreFullError, StoreUnavailableError
+from ..store.base import (
+    DuplicateMessageError,
+    MessageRejectedError,
+    Store,
+    StoreFullError,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger("mailnest.smtp")
 
@@ -137,6 +146,9 @@ class CaptureHandler:
         )
         try:
             summary = await self.store.add(raw, record)
+        except DuplicateMessageError as exc:  # --ignore-duplicate-ids: accepted, not stored (the store logs it)
+            first = f" (kept: {exc.first_id})" if exc.first_id else ""
+            return f"250 2.0.0 Ok: duplicate Message-ID, not stored again{first}"
         except StoreFullError:
             log.warning("disk full: refused a message from %s with 452 (nothing stored; the client will retry)",
                         _peer(session))

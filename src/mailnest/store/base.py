@@ -94,6 +94,18 @@ class MessageRejectedError(Exception):
     only: SMTP answers 554 5.3.4 (the client must not retry), HTTP 422; the other messages of its batch are stored."""
 
 
+class DuplicateMessageError(Exception):
+    """With `ignore_duplicate_ids`: a message whose Message-ID delivered mail already has was not stored (the
+    first is kept). Not a failure: SMTP answers 250, as Mailpit's --ignore-duplicate-ids does. `first_id` is the
+    public id of the message kept ('' if it went in the meantime)."""
+
+    def __init__(self, message_id: str, first_id: str) -> None:
+        super().__init__(f"a message with Message-ID <{message_id}> is stored already"
+                         + (f" (id {first_id})" if first_id else "") + "; not stored again")
+        self.message_id = message_id
+        self.first_id = first_id
+
+
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """One kind of once-only work (a webhook URL, the relay, a file output) still to do for one message.
@@ -116,12 +128,21 @@ class Store(Protocol):
     hub: Hub
     uidvalidity: int  # stable for the life of a database file
 
+    @property
+    def duplicates_ignored(self) -> int: ...  # add() calls refused as duplicates since start (Mailpit's SMTPIgnored)
+
+    # Ingest options, before start. `ignore_duplicate_ids`: `add()` of a message whose Message-ID delivered mail
+    # already has raises DuplicateMessageError and stores nothing (a message without one is always stored); the
+    # check and the insert are one atomic step, so nodes sharing a database keep exactly one. `use_message_dates`:
+    # a message's `created` is its Date header when that parses (else its arrival); lists are newest first by it.
+    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False) -> None: ...
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
 
     # Ingest. Returns once the message is committed (so the SMTP 250 may follow). Every write raises
     # StoreFullError when the disk is full; every call raises StoreUnavailableError while the database is
-    # unreachable.
+    # unreachable; with ignore_duplicate_ids, a duplicate raises DuplicateMessageError.
     async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary: ...
 
     # Reading

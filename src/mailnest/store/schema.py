@@ -131,6 +131,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             DELETE FROM work WHERE uid = old.uid;
         END""",
     ),
+    (  # 5: the Message-IDs of delivered mail, claimed at ingest with --ignore-duplicate-ids only (empty without)
+        """CREATE TABLE IF NOT EXISTS message_ids (message_id TEXT PRIMARY KEY, uid INTEGER NOT NULL) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS message_ids_uid ON message_ids (uid)",
+        "DROP TRIGGER messages_cleanup",
+        """CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN
+            DELETE FROM bodies WHERE uid = old.uid;
+            DELETE FROM recipients WHERE uid = old.uid;
+            DELETE FROM search WHERE rowid = old.uid;
+            DELETE FROM search_pending WHERE id = old.uid;
+            DELETE FROM work WHERE uid = old.uid;
+            DELETE FROM message_ids WHERE uid = old.uid;
+        END""",
+    ),
 )
 
 

@@ -40,8 +40,12 @@ def open_store(config: Config, hub: Hub) -> Store:
         except ImportError as exc:  # psycopg is an optional dependency
             raise ConfigError(f"--db {shown(config.db)} needs PostgreSQL support: pip install 'mailnest[postgres]' "
                               f"({exc})") from exc
-        return PostgresStore(str(config.db), hub, max_messages=config.max_messages, max_age=config.max_age,
-                             tenant=config.tenant)
-    from .sqlite import SQLiteStore
+        store: Store = PostgresStore(str(config.db), hub, max_messages=config.max_messages, max_age=config.max_age,
+                                     tenant=config.tenant)
+    else:
+        from .sqlite import SQLiteStore
 
-    return SQLiteStore(config.db, hub, max_messages=config.max_messages, max_age=config.max_age)
+        store = SQLiteStore(config.db, hub, max_messages=config.max_messages, max_age=config.max_age)
+    store.configure_ingest(ignore_duplicate_ids=config.ignore_duplicate_ids,
+                           use_message_dates=config.use_message_dates)
+    return store

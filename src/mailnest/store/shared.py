@@ -14,6 +14,12 @@ from .base import INBOX, FolderError, Query, owner_of
 DELIVERED = "m.folder = '' AND m.owner = ''"  # mail delivered by SMTP, the API or an import, not filed by IMAP
 
 
+def newest_first(by_date: bool) -> str:
+    """The ORDER BY of a list: newest first by arrival (the uid), or with use_message_dates by `created` (each
+    message's Date header), the uid breaking ties."""
+    return "m.created DESC, m.uid DESC" if by_date else "m.uid DESC"
+
+
 def combine_view(delivered: list[str], params: list[Any], compiled: Sequence[search.Filter],
                  anywhere: Callable[[], tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
     """The WHERE over `messages AS m` for delivered mail (`delivered` clauses, ANDed) narrowed by any of the

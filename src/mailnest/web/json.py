@@ -51,6 +51,7 @@ def summary(s: Summary) -> dict[str, Any]:
         "Attachments": s.attachments,
         "Snippet": s.snippet,
         "Folder": folder(s),
+        "Username": s.username,
     }
 
 
@@ -130,7 +131,7 @@ def message(m: Message, checksums: Mapping[str, Mapping[str, str]] | None = None
         "Date": rfc3339(m.date or s.created),
         "Created": rfc3339(s.created),
         "Tags": list(s.tags),
-        "Username": m.envelope.auth_user or "",
+        "Username": s.username or m.envelope.auth_user or "",
         "Read": s.read,
         "Text": m.text,
         "HTML": m.html,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ... import events, search
 from ...models import Envelope, Summary
-from ..base import StoreFullError, StoreUnavailableError
+from ..base import DuplicateMessageError, StoreFullError, StoreUnavailableError
 from ..faithful import faithful_text
 from ..sqlite.prepare import PREPARE_ON_LOOP_UP_TO, _Prepared
 from ..sqlite.prepare import prepare as prepare_rows
@@ -93,6 +93,7 @@ class Item:
     read: bool = False
     future: asyncio.Future[Summary] | None = None
     prepared: Prepared | None = field(default=None, repr=False)
+    use_message_dates: bool = False  # the store's option, carried to the parse thread
 
 
 def _text(value: Any) -> Any:
@@ -106,7 +107,7 @@ def _text(value: Any) -> Any:
 
 def prepare(item: Item) -> Prepared:
     """SQLiteStore's rows for one message, cleaned for PostgreSQL text."""
-    prepared = prepare_rows(item.raw, item.envelope, item.tags, item.read)
+    prepared = prepare_rows(item.raw, item.envelope, item.tags, item.read, use_message_dates=item.use_message_dates)
     return prepared._replace(row={k: _text(v) for k, v in prepared.row.items()},
                              body={k: _text(v) for k, v in prepared.body.items()},
                              fts=tuple(map(_text, prepared.fts)), mailboxes=[_text(m) for m in prepared.mailboxes])
@@ -118,6 +119,9 @@ class IngestMixin:
     if TYPE_CHECKING:
         _closed: bool
         work_plan: WorkPlan
+        ignore_duplicate_ids: bool
+        use_message_dates: bool
+        duplicates_ignored: int
 
         async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
                          pipeline: bool = False) -> T: ...
@@ -155,7 +159,8 @@ class IngestMixin:
         if self._closed or self._queue is None:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
-        item = Item(bytes(raw), envelope, tuple(tags), read, loop.create_future())
+        item = Item(bytes(raw), envelope, tuple(tags), read, loop.create_future(),
+                    use_message_dates=self.use_message_dates)
         if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
             item.prepared = prepare(item)  # tens of microseconds: less than a hand-off to a thread
         else:
@@ -175,12 +180,16 @@ class IngestMixin:
         return await asyncio.get_running_loop().run_in_executor(self._parse_pool, prepare, item)
 
     @staticmethod
-    async def _insert_prepared(tx: Tx, prepared: Sequence[Prepared], *, folder: str = "", owner: str = "",
-                               flags: str = "") -> builtins.list[int]:
-        """Write prepared messages; returns their uids, in order. Delivered mail (folder '') is also filed under
-        each envelope recipient's mailbox; IMAP folder rows are not."""
-        rows = await tx.all("SELECT nextval('uid_seq') FROM generate_series(1, %s)", (len(prepared),))
-        uids = sorted(int(r[0]) for r in rows)
+    async def _new_uids(tx: Tx, count: int) -> builtins.list[int]:
+        rows = await tx.all("SELECT nextval('uid_seq') FROM generate_series(1, %s)", (count,))
+        return sorted(int(r[0]) for r in rows)
+
+    @classmethod
+    async def _insert_prepared(cls, tx: Tx, prepared: Sequence[Prepared], *, folder: str = "", owner: str = "",
+                               flags: str = "", uids: Sequence[int] = ()) -> builtins.list[int]:
+        """Write prepared messages; returns their uids, in order (`uids`, drawn before, or new ones). Delivered
+        mail (folder '') is also filed under each envelope recipient's mailbox; IMAP folder rows are not."""
+        uids = builtins.list(uids) or await cls._new_uids(tx, len(prepared))
         pairs = list(zip(uids, prepared, strict=True))
         filing = ("folder", "owner", "flags")  # the insert's, not the parse's
         message_columns = ["uid", *(c for c in prepared[0].row if c not in filing), *filing]
@@ -198,23 +207,56 @@ class IngestMixin:
         tx.added += uids
         return uids
 
-    async def _insert_batch(self, tx: Tx, batch: Sequence[Item]) -> builtins.list[Summary]:
+    async def _claim_message_ids(self, tx: Tx, prepared: Sequence[Prepared], uids: Sequence[int]
+                                 ) -> builtins.list[DuplicateMessageError | None]:
+        """ignore_duplicate_ids: each message's Message-ID claimed for its uid in one INSERT ... ON CONFLICT DO
+        NOTHING. A claim that meets another transaction's uncommitted claim of the same ID waits for it: if that
+        one commits, this one finds the conflict (so two nodes given one Message-ID at once keep exactly one);
+        if it rolls back, this one gets it. Per message: None (claimed, or no Message-ID) or its duplicate."""
+        # In Message-ID order: two batches claiming the same IDs then wait for each other in one order, never
+        # in a cycle (a deadlock would cost both a retry message by message).
+        wanted = sorted((p.summary.message_id, uid) for p, uid in zip(prepared, uids, strict=True)
+                        if p.summary.message_id)
+        if not wanted:
+            return [None] * len(prepared)
+        rows = await tx.all("INSERT INTO message_ids (message_id, uid) SELECT * FROM unnest(%s::text[], "
+                            "%s::bigint[]) ON CONFLICT DO NOTHING RETURNING uid",
+                            ([m for m, _ in wanted], [u for _, u in wanted]))
+        claimed = {int(r[0]) for r in rows}
+        lost = [m for m, uid in wanted if uid not in claimed]
+        firsts: dict[str, str] = {}
+        if lost:
+            found = await tx.all("SELECT d.message_id, m.id FROM message_ids d JOIN messages m ON m.uid = d.uid "
+                                 "WHERE d.message_id = ANY(%s)", (lost,))
+            firsts = {str(r[0]): str(r[1]) for r in found}
+        return [None if not p.summary.message_id or uid in claimed
+                else DuplicateMessageError(p.summary.message_id, firsts.get(p.summary.message_id, ""))
+                for p, uid in zip(prepared, uids, strict=True)]
+
+    async def _insert_batch(self, tx: Tx, batch: Sequence[Item]) -> builtins.list[Summary | DuplicateMessageError]:
         prepared = [item.prepared or prepare(item) for item in batch]
-        uids = await self._insert_prepared(tx, prepared)
-        await insert_work(tx, self.work_plan, uids)
-        summaries = []
-        for uid, prepared_one in zip(uids, prepared, strict=True):
+        uids = await self._new_uids(tx, len(prepared))
+        duplicates: list[DuplicateMessageError | None] = [None] * len(prepared)
+        if self.ignore_duplicate_ids:
+            duplicates = await self._claim_message_ids(tx, prepared, uids)
+        kept = [(uid, p) for uid, p, duplicate in zip(uids, prepared, duplicates, strict=True) if duplicate is None]
+        if kept:
+            await self._insert_prepared(tx, [p for _, p in kept], uids=[uid for uid, _ in kept])
+            await insert_work(tx, self.work_plan, [uid for uid, _ in kept])
+        stored: dict[int, Summary] = {}
+        for uid, prepared_one in kept:
             summary = replace(await self._tag_after_insert(tx, uid, prepared_one.summary), uid=uid)
-            summaries.append(summary)
+            stored[uid] = summary
             tx.emit(events.MessageAdded(summary))
-        await self._prune_excess(tx)
-        return summaries
+        if kept:
+            await self._prune_excess(tx)
+        return [duplicate or stored[uid] for uid, duplicate in zip(uids, duplicates, strict=True)]
 
     async def _commit_batch(self, batch: builtins.list[Item]) -> builtins.list[Summary | BaseException]:
         """The batch in one transaction; if that fails for a reason of its own, each message in its own."""
         sent = False
 
-        async def insert(tx: Tx) -> builtins.list[Summary]:
+        async def insert(tx: Tx) -> builtins.list[Summary | DuplicateMessageError]:
             nonlocal sent
             sent = True  # statements go out from here on: a lost connection may have committed them
             return await self._insert_batch(tx, batch)
@@ -239,7 +281,7 @@ class IngestMixin:
             results += await self._commit_batch([item])
         return results
 
-    async def _committed(self, batch: Sequence[Item]) -> builtins.list[Summary] | None:
+    async def _committed(self, batch: Sequence[Item]) -> builtins.list[Summary | DuplicateMessageError] | None:
         """After a connection lost at a batch's COMMIT: its summaries if it was committed (published here as a
         commit of ours is), None if it was not or cannot be known within OUTCOME_WAIT."""
         ids = [(item.prepared or prepare(item)).row["id"] for item in batch]
@@ -262,15 +304,19 @@ class IngestMixin:
         if not rows:
             return None  # not committed: the 451 is right, and the client's retry stores it once
         found = {summary.id: summary for summary in map(summary_from_row, rows)}
-        if len(found) != len(ids):  # one transaction: all or nothing; anything else is not ours to answer
+        if len(found) != len(ids) and not self.ignore_duplicate_ids:
+            # One transaction: all or nothing (but for duplicates, never inserted); anything else is not ours.
             log.error("a batch of %d message(s) is only partly in the database (%d found)", len(ids), len(found))
             return None
-        summaries = [found[id_] for id_ in ids]
+        summaries = [found[id_] for id_ in ids if id_ in found]
+        results: list[Summary | DuplicateMessageError] = [
+            found.get(id_) or DuplicateMessageError((item.prepared or prepare(item)).summary.message_id, "")
+            for id_, item in zip(ids, batch, strict=True)]
         log.warning("the connection to PostgreSQL was lost at the COMMIT of %d message(s); they were committed, "
                     "and are acknowledged", len(summaries))
         for summary in summaries:
             self.hub.publish(events.MessageAdded(summary))
-        return summaries
+        return results
 
     async def _write_loop(self) -> None:
         assert self._queue is not None
@@ -295,6 +341,10 @@ class IngestMixin:
                 results = [exc] * len(batch)
             for item, result in zip(batch, results, strict=True):
                 assert item.future is not None
+                if isinstance(result, DuplicateMessageError):
+                    self.duplicates_ignored += 1
+                    log.info("%s message from %s (%s, %d bytes) not stored: %s", item.envelope.source,
+                             item.envelope.peer or "-", item.envelope.mail_from or "<>", len(item.raw), result)
                 if item.future.done():
                     continue
                 if isinstance(result, BaseException):

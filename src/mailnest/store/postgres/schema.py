@@ -205,6 +205,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             RETURN NULL;
         END $$""",
     ),
+    (
+        # Version 4: the Message-IDs of delivered mail, claimed at ingest (INSERT ... ON CONFLICT DO NOTHING, so
+        # two nodes given one Message-ID at once keep exactly one) with --ignore-duplicate-ids only: without it
+        # the table stays empty and ingest never touches it.
+        "CREATE TABLE message_ids (message_id text PRIMARY KEY, uid bigint NOT NULL)",
+        "CREATE INDEX message_ids_uid ON message_ids (uid)",
+        """CREATE OR REPLACE FUNCTION messages_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM bodies WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM search_index WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM recipients WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM work WHERE uid IN (SELECT uid FROM old_rows);
+            DELETE FROM message_ids WHERE uid IN (SELECT uid FROM old_rows);
+            RETURN NULL;
+        END $$""",
+    ),
 )
 
 

@@ -30,6 +30,7 @@ from ...events import Event, Hub
 from ...models import Attachment, Envelope, Message, Page, Stats, Summary
 from ..base import FolderInfo, MailboxInfo, Query, StoreUnavailableError
 from ..faithful import faithful_text
+from ..shared import newest_first
 from ..sqlite.prepare import _parse_or_empty
 from ..sqlite.rows import _SUMMARY_COLUMNS, _SUMMARY_WIDTH, _utc, envelope_from_json, summary_from_row
 from . import notify, schema
@@ -120,7 +121,14 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         self._down = False  # the last call found the database unreachable
         # when each pooled connection was last given back in good order (see _check)
         self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+        self.ignore_duplicate_ids = False
+        self.use_message_dates = False
+        self.duplicates_ignored = 0  # add() calls answered DuplicateMessageError since start, on this node
         self._init_ingest()
+
+    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False) -> None:
+        self.ignore_duplicate_ids = ignore_duplicate_ids
+        self.use_message_dates = use_message_dates
 
     # -- life cycle -------------------------------------------------------------------------------------
 
@@ -147,6 +155,8 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(f"cannot connect to the PostgreSQL database: {exc}") from exc
         self.uidvalidity = await self._write(self._uidvalidity, announce=False)
+        if self.ignore_duplicate_ids:
+            await self._write(self._claim_existing_message_ids, announce=False)
         self.hub.add_listener(self._forget_tags_on_change)
         self._listener = notify.Listener(
             self.url, self._search_path, self.channel, self.node, self.hub, summaries=self.summaries_by_uid,
@@ -156,6 +166,14 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         if self.max_age:
             self._age_task = asyncio.create_task(self._age_loop(), name="mailnest-postgres-retention")
         self._started = True
+
+    @staticmethod
+    async def _claim_existing_message_ids(tx: Tx) -> None:
+        """With ignore_duplicate_ids, at start: the Message-IDs of delivered mail stored while it was off (by
+        this node or another), so that duplicates of those are recognised too; the earliest of each is kept."""
+        await tx.run("INSERT INTO message_ids (message_id, uid) SELECT message_id, min(uid) FROM messages "
+                     "WHERE folder = '' AND owner = '' AND message_id != '' GROUP BY message_id "
+                     "ON CONFLICT DO NOTHING")
 
     @staticmethod
     async def _uidvalidity(tx: Tx) -> int:
@@ -323,7 +341,8 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
                 assert row is not None
                 matching, matching_unread = row
             rows = [] if start >= matching or limit <= 0 else await tx.all(  # nothing to show: no second scan
-                f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY m.uid DESC LIMIT %s OFFSET %s",
+                f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} "
+                f"ORDER BY {newest_first(self.use_message_dates)} LIMIT %s OFFSET %s",
                 [*params, limit, start])
             return Page(total=total, unread=unread, messages_count=matching, start=start,
                         messages=tuple(summary_from_row(r) for r in rows), tags=await self._all_tags(tx),

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...events import Hub, MessageAdded, MessagesPruned
 from ...models import Envelope, Summary
-from ..base import MessageRejectedError, StoreFullError
+from ..base import DuplicateMessageError, MessageRejectedError, StoreFullError
 from ..sqlite_failures import rollback, store_error
 from .indexer import Indexer
 from .prepare import (
@@ -50,8 +50,22 @@ def rejected(exc: Exception) -> Exception:
     return exc
 
 
-def _prepare_item(item: _Pending) -> _Prepared:
-    return prepare(item.raw, item.envelope, item.tags, item.read)
+def _prepare_item(item: _Pending, use_message_dates: bool = False) -> _Prepared:
+    return prepare(item.raw, item.envelope, item.tags, item.read, use_message_dates=use_message_dates)
+
+
+def first_with_message_id(conn: sqlite3.Connection, message_id: str) -> str | None:
+    """The public id of the delivered message that claimed `message_id` (message_ids), None when none did."""
+    row = conn.execute("SELECT m.id FROM message_ids d JOIN messages m ON m.uid = d.uid WHERE d.message_id = ?",
+                       (message_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def claim_existing_message_ids(conn: sqlite3.Connection) -> None:
+    """In the writer at start with ignore_duplicate_ids: the Message-IDs of delivered mail stored while it was
+    off, so that a duplicate of those is recognised too (the earliest message of each is the one kept)."""
+    conn.execute("INSERT OR IGNORE INTO message_ids (message_id, uid) SELECT message_id, min(uid) FROM messages "
+                 "WHERE folder = '' AND owner = '' AND message_id != '' GROUP BY message_id")
 
 
 class Ingest:
@@ -71,10 +85,21 @@ class Ingest:
         self._parsed: asyncio.Event | None = None
         self.next_analyze = 1_000  # refresh the query planner's statistics as the store grows tenfold
         self.work_plan = WorkPlan()  # once-only work written with each message (none unless configured)
+        self.ignore_duplicate_ids = False
+        self.use_message_dates = False
+        self.duplicates_ignored = 0  # add() calls answered DuplicateMessageError since start
 
     def opened(self, conn: sqlite3.Connection) -> None:
         """In the writer thread at start, once the delivered count is known."""
         self.next_analyze = max(self._retention.count, 100) * 10
+        if self.ignore_duplicate_ids:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                claim_existing_message_ids(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                rollback(conn)
+                raise
         if self._retention.count >= 1_000:
             self._analyze(conn)
 
@@ -101,7 +126,7 @@ class Ingest:
         item = _Pending(bytes(raw), envelope, tuple(tags), read, future)
         if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
             # Parsing a small message here (tens of microseconds) costs less than a hand-off to a thread.
-            item.prepared = _prepare_item(item)
+            item.prepared = _prepare_item(item, self.use_message_dates)
             self.queue.put_nowait(item)
         else:
             # A large one is parsed in a parse thread: never on the loop, and never in the writer, where it
@@ -109,7 +134,7 @@ class Ingest:
             assert self._parsed is not None
             self._parsing += 1
             try:
-                item.prepared = await self._connections.in_parser(_prepare_item, item)
+                item.prepared = await self._connections.in_parser(_prepare_item, item, self.use_message_dates)
                 self.queue.put_nowait(item)
             finally:
                 self._parsing -= 1
@@ -170,6 +195,10 @@ class Ingest:
             self._writer.writable_again()
         self._writer.wal.wrote(size)
         for item, result in zip(batch, results, strict=True):
+            if isinstance(result, DuplicateMessageError):
+                self.duplicates_ignored += 1
+                log.info("%s message from %s (%s, %d bytes) not stored: %s", item.envelope.source,
+                         item.envelope.peer or "-", item.envelope.mail_from or "<>", len(item.raw), result)
             if isinstance(result, BaseException):
                 if not item.future.done():
                     item.future.set_exception(store_error(result))
@@ -199,7 +228,8 @@ class Ingest:
                     [summary], pruned = self._insert_batch([item])
                 except UnicodeEncodeError:
                     # A lone surrogate the envelope cleaning did not reach (a parsed field): store it cleaned too.
-                    item.prepared = _faithful_prepared(item.prepared or _prepare_item(item))
+                    item.prepared = _faithful_prepared(item.prepared
+                                                       or _prepare_item(item, self.use_message_dates))
                     [summary], pruned = self._insert_batch([item])
             except Exception as exc:
                 log.warning("could not store a %d-byte message from %r: %s", len(item.raw), item.envelope.peer, exc)
@@ -210,19 +240,34 @@ class Ingest:
                 pruned_all[key] += (pruned or {}).get(key, [])
         return results, pruned_all if pruned_all["ids"] else None
 
-    def _insert_batch(self, batch: list[_Pending]) -> tuple[list[Summary], Deleted | None]:
+    def _insert_batch(self, batch: list[_Pending]) -> tuple[list[Summary | DuplicateMessageError], Deleted | None]:
+        """One transaction; a duplicate (ignore_duplicate_ids) is its DuplicateMessageError in the results. The
+        writer holds SQLite's write lock (BEGIN IMMEDIATE) from the look-up to the commit, so no other
+        connection, in this process or another, can store the same Message-ID in between."""
         conn = self._connections.writer_conn
         assert conn is not None
-        prepared = [item.prepared or _prepare_item(item) for item in batch]
-        summaries = []
+        prepared = [item.prepared or _prepare_item(item, self.use_message_dates) for item in batch]
+        results: list[Summary | DuplicateMessageError] = []
+        stored_chars = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             for prepared_one in prepared:
+                message_id = prepared_one.summary.message_id if self.ignore_duplicate_ids else ""
+                if message_id:
+                    first = first_with_message_id(conn, message_id)
+                    if first is not None:
+                        results.append(DuplicateMessageError(message_id, first))
+                        continue
                 uid = insert_prepared(conn, prepared_one)
-                summaries.append(replace(self._tag_rules.apply(conn, uid, prepared_one.summary), uid=uid))
-            insert_work(conn, self.work_plan, [summary.uid for summary in summaries])
-            self._retention.count += len(batch)
-            self._indexer.added(conn, sum(_chars(prepared_one.fts) for prepared_one in prepared))
+                if message_id:
+                    conn.execute("INSERT OR REPLACE INTO message_ids (message_id, uid) VALUES (?, ?)",
+                                 (message_id, uid))
+                results.append(replace(self._tag_rules.apply(conn, uid, prepared_one.summary), uid=uid))
+                stored_chars += _chars(prepared_one.fts)
+            stored = [result.uid for result in results if isinstance(result, Summary)]
+            insert_work(conn, self.work_plan, stored)
+            self._retention.count += len(stored)
+            self._indexer.added(conn, stored_chars)
             pruned = self._retention.prune_excess(conn)
             conn.execute("COMMIT")
         except BaseException:
@@ -232,7 +277,7 @@ class Ingest:
         self._writer.wal.measure()
         if self._retention.count >= self.next_analyze:
             self._analyze(conn)
-        return summaries, pruned
+        return results, pruned
 
     def _analyze(self, conn: sqlite3.Connection) -> None:
         """Without statistics SQLite sorts every match of a common word to find the newest page (~0.4 s at

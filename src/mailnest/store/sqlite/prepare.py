@@ -83,26 +83,29 @@ def _attachment_json(a: Attachment) -> dict[str, Any]:
             "content_id": a.content_id, "size": a.size, "inline": a.inline}
 
 
-def prepare(raw: bytes, envelope: Envelope, tags: Sequence[str] = (), read: bool = False) -> _Prepared:
-    """Everything one message needs before the transaction: parse once, build the rows."""
+def prepare(raw: bytes, envelope: Envelope, tags: Sequence[str] = (), read: bool = False, *,
+            use_message_dates: bool = False) -> _Prepared:
+    """Everything one message needs before the transaction: parse once, build the rows. `created` is the arrival
+    time, or with `use_message_dates` the Date header when it parses (the envelope keeps the arrival)."""
     envelope = faithful_envelope(envelope)
     if envelope.received is None:
         envelope = replace(envelope, received=datetime.now(UTC))
     assert envelope.received is not None
     parsed = _parse_or_empty(raw)
+    created = parsed.date if use_message_dates and parsed.date is not None else envelope.received  # aware
     bcc = _bcc(parsed, envelope)
     all_tags = ingest_tags(x_tags=parsed.x_tags, to=parsed.to, cc=parsed.cc, envelope=envelope,
                            explicit=tuple(faithful_text(t) for t in tags))
     mailboxes = sorted({r.lower() for r in envelope.rcpt_tos})
     summary = Summary(
         id=new_id(), uid=0, message_id=parsed.message_id, read=read, from_=parsed.from_, to=parsed.to,
-        cc=parsed.cc, bcc=bcc, reply_to=parsed.reply_to, subject=parsed.subject, created=envelope.received,
+        cc=parsed.cc, bcc=bcc, reply_to=parsed.reply_to, subject=parsed.subject, created=created,
         size=len(raw), attachments=len(parsed.attachments), snippet=parsed.snippet, tags=all_tags,
+        username=envelope.auth_user or "",
     )
     row = summary_row(summary)
     row.update(sent=parsed.date.timestamp() if parsed.date else None, inline=len(parsed.inline),
-               mail_from=envelope.mail_from.lower(), auth_user=envelope.auth_user,
-               envelope_json=envelope_to_json(envelope))
+               mail_from=envelope.mail_from.lower(), envelope_json=envelope_to_json(envelope))
     extra: dict[str, object] = {
         "attachments": [_attachment_json(a) for a in parsed.attachments],
         "inline": [_attachment_json(a) for a in parsed.inline],

@@ -11,6 +11,7 @@ from datetime import tzinfo
 
 from ...models import Attachment, Message, Page, Stats, Summary
 from ..base import FolderInfo, MailboxInfo, Query
+from ..shared import newest_first
 from .connections import Connections
 from .prepare import _parse_or_empty
 from .rows import _MESSAGE_EXTRA, _SUMMARY_COLUMNS, _SUMMARY_WIDTH, _utc, envelope_from_json, summary_from_row
@@ -23,6 +24,7 @@ class ReadMethods:
 
     connections: Connections
     tag_cache: TagCache
+    newest_by_date = False  # use_message_dates: lists are newest first by `created` (the Date), not by arrival
 
     async def list(self, *, query: Query = "", mailbox: str | None = None, start: int = 0, limit: int = 50,
                    tz: tzinfo | None = None) -> Page:
@@ -36,7 +38,8 @@ class ReadMethods:
             matching, matching_unread = (total, unread) if where == base_where else conn.execute(
                 f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}", params).fetchone()
             rows = conn.execute(
-                f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY m.uid DESC LIMIT ? OFFSET ?",
+                f"SELECT {_SUMMARY_COLUMNS} FROM messages m WHERE {where} ORDER BY {newest_first(self.newest_by_date)} "
+                "LIMIT ? OFFSET ?",
                 [*params, limit, start],
             ).fetchall()
             return Page(total=total, unread=unread, messages_count=matching, start=start,

@@ -55,6 +55,14 @@ def _tags_load(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text != "[]" else ()
 
 
+def _null_if_empty(text: str) -> str | None:
+    return text or None
+
+
+def _empty_if_null(text: str | None) -> str:
+    return text or ""
+
+
 # -- rows: each table's columns are named once, statements are built from them, rows are decoded by name --
 
 # (column of `messages`, field of Summary, to SQL, from SQL; None: stored as it is): what a summary is made of.
@@ -76,6 +84,7 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], Any] | None, Callable[[Any
     ("snippet", "snippet", None, None),
     ("tags", "tags", _tags_json, _tags_load),
     ("folder", "folder", None, None),
+    ("auth_user", "username", _null_if_empty, _empty_if_null),
 )
 SUMMARY_COLUMNS = tuple(column for column, *_ in SUMMARY_FIELDS)
 _SUMMARY_COLUMNS = ", ".join(f"m.{column}" for column in SUMMARY_COLUMNS)  # a SELECT list over `messages m`
@@ -84,8 +93,8 @@ _SUMMARY_DECODE = tuple((field, decode) for _, field, _, decode in SUMMARY_FIELD
 _SUMMARY_ENCODE = tuple((column, field, encode) for column, field, encode, _ in SUMMARY_FIELDS if column != "uid")
 # Every column an ingest writes: the summary's, then what only a whole message shows. `folder`, `owner` and
 # `flags` are the insert's (an IMAP APPEND files the message), not the parse's.
-MESSAGE_COLUMNS = (*(column for column, _, _ in _SUMMARY_ENCODE), "sent", "inline", "mail_from", "auth_user",
-                   "envelope_json", "owner", "flags")
+MESSAGE_COLUMNS = (*(column for column, _, _ in _SUMMARY_ENCODE), "sent", "inline", "mail_from", "envelope_json",
+                   "owner", "flags")
 BODY_COLUMNS = ("uid", "raw", "text", "html", "extra_json")
 # What `get` reads besides the summary: (column as selected, its name in the decoded row).
 _MESSAGE_EXTRA = (("m.sent", "sent"), ("m.envelope_json", "envelope_json"), ("m.flags", "flags"),

@@ -44,6 +44,14 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMetho
         self.work_plan = WorkPlan()
         self._closed = False
 
+    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False) -> None:
+        self.ingest.ignore_duplicate_ids = ignore_duplicate_ids
+        self.ingest.use_message_dates = self.newest_by_date = use_message_dates
+
+    @property
+    def duplicates_ignored(self) -> int:
+        return self.ingest.duplicates_ignored
+
     def configure_work(self, kinds: Sequence[str], *, holder: str, lease: float) -> None:
         super().configure_work(kinds, holder=holder, lease=lease)
         self.ingest.work_plan = self.work_plan
