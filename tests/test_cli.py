@@ -60,6 +60,8 @@ def test_serve_send_and_stop_cleanly_on_sigterm(tmp_path: Path) -> None:
         message = httpx.get(f"http://127.0.0.1:{ports['http']}/api/v1/message/latest").json()
         assert message["Subject"] == "cli check"
         assert message["Attachments"][0]["FileName"] == "note.txt"
+        headers = httpx.get(f"http://127.0.0.1:{ports['http']}/api/v1/message/latest/headers").json()
+        assert headers["Date"] and headers["Message-Id"], headers  # RFC 5322 asks for both (Go's spelling)
         code, _, err = stop(proc)
     assert code == 0
     assert "mailnest stopped" in err

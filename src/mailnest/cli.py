@@ -22,7 +22,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -101,8 +101,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
 
 def _config(resolved: options.Resolved) -> Config:
     fields = dict(resolved.values)
-    if fields["relay_allow"] and not fields["relay"]:
-        raise ConfigError("--relay-allow needs --relay HOST:PORT, the server to forward to")
+    for name in ("relay_allow", "release_allow", "relay_deny", "forward_to", "relay_override_from"):
+        if fields[name] and not fields["relay"]:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} needs --relay HOST:PORT, the server to forward to")
     if fields["smtp_ignore_rejected_recipients"] and not fields["smtp_allowed_recipients"]:
         raise ConfigError("--smtp-ignore-rejected-recipients needs --smtp-allowed-recipients REGEX, the recipients "
                           "to keep")
@@ -261,6 +263,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.cc:
         msg["Cc"] = ", ".join(args.cc)
     msg["Subject"] = args.subject
+    msg["Date"] = formatdate(localtime=True)  # RFC 5322 requires one (spam checks score its absence)
     msg["Message-ID"] = make_msgid(domain="mailnest.local")
     msg.set_content(args.body if args.body is not None else sys.stdin.read() if args.body_stdin else
                     "This is a test message sent by `mailnest send`.\n")

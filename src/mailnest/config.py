@@ -212,6 +212,8 @@ class Config:
     tenant: str | None = None  # PostgreSQL only: the schema that keeps this team's mail apart
     max_messages: int = 50_000  # 0 = unlimited; oldest pruned first
     max_age: float | None = None  # seconds; None = keep forever
+    ignore_duplicate_ids: bool = False  # 250 to a message whose Message-ID is stored already, and keep the first
+    use_message_dates: bool = False  # date messages by their Date header rather than their arrival
 
     # SMTP
     max_message_size: int = 50 * 1024 * 1024  # 0 = unlimited (kept as UNLIMITED_SIZE)
@@ -247,6 +249,10 @@ class Config:
     relay_user: str | None = None
     relay_password: str | None = None
     relay_allow: tuple[str, ...] = ()
+    release_allow: tuple[str, ...] = ()  # release on demand only, never automatic forwarding
+    relay_deny: tuple[str, ...] = ()  # never forwarded nor released; wins over both allow-lists
+    forward_to: tuple[str, ...] = ()  # every new message is also relayed to these addresses
+    relay_override_from: str | None = None  # the envelope sender and From header of relayed mail
     webhooks: tuple[str, ...] = ()
     # Once-only work (webhooks, relay, file outputs) is claimed through the store with a lease, renewed by its node
     # every sweep; another node (or this one restarted) takes over work whose lease ran out (outputs/work.py).

@@ -142,7 +142,11 @@ def spamd_address(text: str, what: str) -> str:
 
 
 def items(text: str, what: str) -> list[str]:
-    return [text] if text else []
+    """One item of a repeatable option. An empty one is refused rather than ignored: `--relay-deny ''` must not
+    quietly deny nothing. (A variable's empty parts between separators are skipped before this.)"""
+    if not text.strip():
+        raise ConfigError(f"{what}: an empty value; give one, or leave the option out")
+    return [text]
 
 
 # -- the table ------------------------------------------------------------------------------------------------
@@ -209,6 +213,11 @@ SERVE_OPTIONS: tuple[Option, ...] = (
            "0 = no limit)", whole_number, _D.max_messages, "N"),
     Option("--max-age", STORE, "delete messages older than this, e.g. 12h, 7d (default: keep)", duration, None,
            "DURATION"),
+    Option("--ignore-duplicate-ids", STORE, "answer 250 to a message whose Message-ID is already stored, and keep "
+           "only the first (Mailpit's --ignore-duplicate-ids)", kind="switch", default=False),
+    Option("--use-message-dates", STORE, "date each message by its own Date header rather than when it arrived "
+           "(the list order and before:/after: follow it; Mailpit's --use-message-dates)", kind="switch",
+           default=False),
 
     Option("--max-message-size", SMTP, "refuse larger messages with 552, e.g. 10M (default 50M; 0 = no limit)",
            size, _D.max_message_size, "SIZE"),
@@ -286,6 +295,15 @@ SERVE_OPTIONS: tuple[Option, ...] = (
     Option("--relay-user", RELAY, "log in to the upstream as USER", text_value, None, "USER"),
     Option("--relay-password", RELAY, "the upstream password (better: MAILNEST_RELAY_PASSWORD, kept out of ps)",
            text_value, None, "PASSWORD"),
+    Option("--release-allow", RELAY, "recipients a stored message may be released to on demand (the UI's Release, "
+           "the release API) but never forwarded automatically; patterns as --relay-allow, /.*/ for any; "
+           "repeatable", items, (), "PATTERN", kind="list"),
+    Option("--relay-deny", RELAY, "recipients never forwarded nor released, whatever the allow-lists say; "
+           "patterns as --relay-allow; repeatable", items, (), "PATTERN", kind="list"),
+    Option("--forward-to", RELAY, "also send every new message through the relay to this address (not to its "
+           "own recipients); repeatable", items, (), "ADDRESS", kind="list"),
+    Option("--relay-override-from", RELAY, "the sender of relayed, released and forwarded mail: the envelope "
+           "sender and the From header become ADDRESS", text_value, None, "ADDRESS"),
 
     Option("--work-lease", RELAY, "how long a node holds a message's webhook, relay and file-output work before "
            f"another node (or this one restarted) may take it over (default {_D.work_lease:g}s)", seconds,

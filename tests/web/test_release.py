@@ -77,3 +77,35 @@ def test_release_when_the_upstream_is_down() -> None:
         send(server)
         response = api.post("/api/v1/message/latest/release", json={"To": ["qa@allowed.example"]})
     assert response.status_code == 502 and "SMTP error" in response.json()["Error"]
+
+
+def test_webui_tells_the_ui_the_release_lists_and_the_sender(upstream: ServerThread) -> None:
+    config = Config(relay=f"127.0.0.1:{upstream.smtp_port}", relay_allow=("*@allowed.example",),
+                    release_allow=("*@manual.example", "*@allowed.example"), relay_deny=("ceo@allowed.example",),
+                    relay_override_from="Relay Bot <bot@relay.example>", extra={"relay_timeout": 10.0})
+    with ServerThread(config) as server, httpx.Client(base_url=server.http_url, timeout=30) as api:
+        webui = api.get("/api/v1/webui").json()["MessageRelay"]
+        assert webui == {"Enabled": True, "SMTPServer": f"127.0.0.1:{upstream.smtp_port}", "ReturnPath": "",
+                         "AllowedRecipients": "*@allowed.example, *@manual.example",
+                         "BlockedRecipients": "ceo@allowed.example", "OverrideFrom": "bot@relay.example",
+                         "PreserveMessageIDs": True, "RecipientAllowlist": "*@allowed.example, *@manual.example"}
+        send(server, subject="mailhog release", to=["dev@example.com"])
+        message_id = api.get("/api/v1/message/latest").json()["ID"]
+        # MailHog's release goes through the same lists: release-allow lets it out, relay-deny does not
+        assert api.post(f"/api/v1/messages/{message_id}/release", json={"Email": "qa@manual.example"}).status_code \
+            == 200
+        denied = api.post(f"/api/v1/messages/{message_id}/release", json={"Email": "ceo@allowed.example"})
+        assert denied.status_code == 400 and "deny-list" in denied.text
+    with httpx.Client(base_url=upstream.http_url, timeout=30) as up:
+        got = up.get("/api/v1/messages").json()["messages"]
+    assert [(m["Subject"], m["From"]["Address"]) for m in got] == [("mailhog release", "bot@relay.example")]
+
+
+def test_webui_offers_no_release_when_nothing_may_be_released(upstream: ServerThread) -> None:
+    config = Config(relay=f"127.0.0.1:{upstream.smtp_port}", forward_to=("archive@keep.example",))
+    with ServerThread(config) as server, httpx.Client(base_url=server.http_url, timeout=30) as api:
+        webui = api.get("/api/v1/webui").json()["MessageRelay"]
+        assert webui["Enabled"] is False and webui["AllowedRecipients"] == "" and webui["OverrideFrom"] == ""
+        send(server)
+        refused = api.post("/api/v1/message/latest/release", json={"To": ["archive@keep.example"]})
+        assert refused.status_code == 400 and "allow-list" in refused.json()["Error"]

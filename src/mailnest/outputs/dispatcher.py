@@ -8,9 +8,11 @@ another. File writes run on the dispatcher's own threads, never on the event loo
 File outputs are not retried: a retry could duplicate the copies already written for other recipients.
 
 Once-only work (outputs/work.py): each file output is a kind named after it (`mh`, `maildir`, `mbox`, `latest`,
-`console`) and the relay is `relay`. A kind is reported done once its write ran (or failed, which is final) and
-once the relay finished (sent, refused or given up); the message's work left undone by a node that stopped or
-died is handed back here by the sweeper of some node (`redo`), for those kinds only.
+`console`), relaying to a message's allowed recipients is `relay` (with `relay_allow` set) and forwarding to the
+fixed `forward_to` addresses is `forward`. A kind is reported done once its write ran (or failed, which is final)
+and once the relay or forward finished (sent, refused or given up); the message's work left undone by a node that
+stopped or died is handed back here by the sweeper of some node (`redo`), for those kinds only, so with several
+nodes each message is relayed and forwarded once (at least once when a node dies mid-way).
 """
 
 from __future__ import annotations
@@ -117,7 +119,9 @@ class OutputDispatcher:
         return bool(self.outputs) or self.relay is not None
 
     def work_kinds(self) -> tuple[str, ...]:
-        return (*(output.name for output in self.outputs), *(("relay",) if self.relay is not None else ()))
+        relay = self.relay
+        return (*(output.name for output in self.outputs), *(("relay",) if relay is not None and relay.allow else ()),
+                *(("forward",) if relay is not None and relay.forward_to else ()))
 
     def _done(self, uid: int, kind: str) -> None:
         if self.work is not None:
@@ -182,9 +186,11 @@ class OutputDispatcher:
         for worker in self._workers:
             if worker.output.name in wanted:
                 worker.queue.put_nowait((summary.uid, delivery))
+        uid = summary.uid
         if self.relay is not None and "relay" in wanted:
-            uid = summary.uid
             self.relay.submit(delivery, done=lambda: self._done(uid, "relay"))
+        if self.relay is not None and "forward" in wanted:
+            self.relay.forward(delivery, done=lambda: self._done(uid, "forward"))
 
     async def flush(self) -> None:
         """Wait until every message announced so far has been written by every output."""
@@ -205,10 +211,11 @@ class OutputDispatcher:
 
     async def release(self, raw: bytes, to: Sequence[str], mail_from: str, *,
                       message_id: str | None = None) -> dict[str, RecipientStatus]:
-        """POST /api/v1/message/{ID}/release. Raises RelayNotConfigured (400), RelayRefused (403),
+        """POST /api/v1/message/{ID}/release. Raises RelayNotConfigured (400), RelayRefused (400),
         RelayFailed (502); see `Relay.release`."""
         if self.relay is None:
-            raise RelayNotConfigured("no relay is configured: set relay (HOST:PORT) and relay_allow")
+            raise RelayNotConfigured("no relay is configured: set relay (HOST:PORT) and relay_allow or "
+                                     "release_allow")
         return await self.relay.release(raw, to, mail_from, message_id=message_id)
 
     async def close(self) -> None:

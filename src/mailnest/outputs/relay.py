@@ -17,7 +17,25 @@ a 5xx is final at once. Each message's status, per recipient (pending / sent / f
 is kept in memory for the most recent 1000 relayed messages. The queue lives in memory too, but a message's
 relay is once-only work (outputs/work.py): `submit` reports it done once every recipient is sent or failed for
 good, and a relay cut short by a stop or a crash is submitted again by the next node to sweep (recipients already
-sent to by the node that died may then get it twice: at least once, never lost). `release` sends a stored message on demand, to the same allow-list.
+sent to by the node that died may then get it twice: at least once, never lost).
+
+The other lists (same pattern forms):
+- `release_allow` widens `release` only (a stored message sent on demand: the UI's Release, the Mailpit and
+  MailHog release APIs): release goes to addresses on `relay_allow` or `release_allow`, automatic relaying to
+  `relay_allow` only;
+- `relay_deny` narrows both: an address on it is never relayed nor released, whatever the allow-lists say
+  (release answers which addresses were refused, and why);
+- `forward_to`: fixed addresses every new message (SMTP and the send API, as for relaying) is also sent to
+  (`forward`), whatever its own recipients; the envelope recipients upstream are exactly those addresses, less
+  any the message is relayed to already (one copy each, not two). They are the operator's explicit choice, so
+  no allow-list is asked of them, but `relay_deny` is absolute: a `forward_to` address on it is a start-up
+  error (ConfigError), not a silent drop. Forwarding is once-only work of its own kind, ``forward``, done as
+  the relay is (retries, statuses, takeover by another node).
+- `relay_override_from`: the sender of everything this relay sends (relayed, released, forwarded), as Mailpit's
+  override-from: MAIL FROM becomes the address, and the From header's address becomes it (its display name
+  kept; a From header with several addresses, or none that parses, becomes the address alone; a message
+  without From gets one), with the old address in a new ``X-Original-From`` header. Only the copy sent is
+  rewritten: the stored message is never altered.
 
 Tunables for tests and embedding, in ``Config.extra``: ``relay_attempts`` (5), ``relay_backoff`` (1.0 s),
 ``relay_max_backoff`` (60.0 s), ``relay_timeout`` (30.0 s), ``relay_tls_verify`` (True).
@@ -31,10 +49,12 @@ import logging
 import re
 import smtplib
 import ssl
+from collections import Counter as CounterOf
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formataddr, getaddresses
 from typing import Any
 
 from ..config import Config, ConfigError, parse_listen
@@ -56,12 +76,19 @@ class RelayNotConfigured(RelayError):
 
 
 class RelayRefused(RelayError):
-    """Some addresses are not on the allow-list (HTTP 403); nothing was sent."""
+    """Some addresses are not on an allow-list, or are on the deny-list (HTTP 400); nothing was sent.
+    `addresses` is every refused address, `denied` those of them refused by `relay_deny`."""
 
-    def __init__(self, addresses: Sequence[str]) -> None:
+    def __init__(self, addresses: Sequence[str], denied: Sequence[str] = ()) -> None:
         self.addresses = tuple(addresses)
-        listed = ", ".join(self.addresses) or "(no recipients)"
-        super().__init__(f"not on the relay allow-list: {listed}")
+        self.denied = tuple(denied)
+        off = [a for a in self.addresses if a not in self.denied]
+        parts = []
+        if off or not self.addresses:
+            parts.append(f"not on the relay allow-list: {', '.join(off) or '(no recipients)'}")
+        if self.denied:
+            parts.append(f"on the relay deny-list: {', '.join(self.denied)}")
+        super().__init__("; ".join(parts))
 
 
 class RelayFailed(RelayError):
@@ -71,7 +98,7 @@ class RelayFailed(RelayError):
 # --- the allow-list ----------------------------------------------------------------------------------
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str, what: str = "relay_allow") -> re.Pattern[str]:
     text = pattern.strip()
     if text.startswith("re:"):
         source = text[3:]
@@ -79,20 +106,23 @@ def _compile(pattern: str) -> re.Pattern[str]:
         source = text[1:-1]
     else:
         if not text:
-            raise ConfigError("relay_allow: an empty pattern; use *@example.com, an address, or /regex/")
+            raise ConfigError(f"{what}: an empty pattern; use *@example.com, an address, or /regex/")
         source = "[^@]*".join(re.escape(piece) for piece in text.split("*"))
+    if not source:  # `re:` or `//`: a pattern that matches no address is a mistake, not a choice
+        raise ConfigError(f"{what}: an empty pattern; use *@example.com, an address, or /regex/")
     try:
         return re.compile(source, re.IGNORECASE)
     except re.error as exc:
-        raise ConfigError(f"relay_allow: {pattern!r} is not a valid regular expression: {exc}") from None
+        raise ConfigError(f"{what}: {pattern!r} is not a valid regular expression: {exc}") from None
 
 
 class AllowList:
-    """Which recipients may be relayed to (see the module docstring for the pattern forms)."""
+    """Which recipients may be relayed to (see the module docstring for the pattern forms). `what` names the
+    setting in errors (relay_allow, release_allow, relay_deny)."""
 
-    def __init__(self, patterns: Sequence[str]) -> None:
+    def __init__(self, patterns: Sequence[str], what: str = "relay_allow") -> None:
         self.patterns = tuple(patterns)
-        self._compiled = [_compile(p) for p in self.patterns]
+        self._compiled = [_compile(p, what) for p in self.patterns]
 
     def __bool__(self) -> bool:
         return bool(self._compiled)
@@ -104,6 +134,81 @@ class AllowList:
 
     def refused(self, addresses: Sequence[str]) -> list[str]:
         return [a for a in addresses if not self.allows(a)]
+
+    def matching(self, address: str) -> str | None:
+        """The first pattern `address` matches, or None."""
+        if not address or any(c in address for c in "\r\n\x00"):
+            return None
+        return next((p for p, rx in zip(self.patterns, self._compiled, strict=True) if rx.fullmatch(address)), None)
+
+
+# --- addresses and the sender override -----------------------------------------------------------------
+
+_ADDRESS = re.compile(r'[^\s@<>()\[\]\\,;:"]+@[^\s@<>()\[\]\\,;:"]+')
+_NAMED = re.compile(r"[^<>]*<([^<>]*)>")
+
+
+def plausible_address(text: str) -> str | None:
+    """The bare address of ``qa@example.com`` or ``QA <qa@example.com>``, or None when `text` is not one."""
+    text = text.strip()
+    named = _NAMED.fullmatch(text)
+    address = (named.group(1) if named else text).strip()
+    if not _ADDRESS.fullmatch(address) or any(ord(c) < 32 or ord(c) == 127 for c in address):
+        return None
+    local, domain = address.rsplit("@", 1)
+    for part in (local, domain):
+        if part.startswith(".") or part.endswith(".") or ".." in part:
+            return None
+    return address
+
+
+def _address(text: str, what: str) -> str:
+    address = plausible_address(text)
+    if address is None:
+        raise ConfigError(f"{what}: {text!r} is not an email address; write one such as qa@example.com")
+    return address
+
+
+def _header_line(raw: bytes, name: bytes) -> tuple[int, int] | None:
+    """Where the first `name:` header field of `raw` is (start, end, its folded lines included), or None."""
+    pos, start, stop = 0, -1, -1
+    while pos < len(raw):
+        newline = raw.find(b"\n", pos)
+        end = len(raw) if newline < 0 else newline + 1
+        line = raw[pos:end]
+        if not line.strip(b"\r\n"):
+            break  # the blank line: end of the header
+        if start >= 0:
+            if line[:1] not in (b" ", b"\t"):
+                break
+            stop = end
+        elif re.match(re.escape(name) + rb"[ \t]*:", line, re.IGNORECASE):
+            start, stop = pos, end
+        pos = end
+    return (start, stop) if start >= 0 else None
+
+
+def override_from(raw: bytes, address: str) -> bytes:
+    """A copy of `raw` whose From header's address is `address` (Mailpit's OverrideFromHeader): the display name
+    is kept, the old address goes into ``X-Original-From``; a message without From gets one."""
+    first = raw.find(b"\n")
+    newline = b"\r\n" if first > 0 and raw[first - 1:first] == b"\r" else b"\n"
+    found = _header_line(raw, b"From")
+    if found is None:
+        return b"From: " + address.encode() + newline + raw
+    start, stop = found
+    field = raw[start:stop]
+    value = re.sub(r"\r?\n", "", field[field.index(b":") + 1:].decode("utf-8", "replace")).strip()
+    parsed = [(name, addr) for name, addr in getaddresses([value]) if addr]
+    if len(parsed) == 1:
+        name, original = parsed[0]
+        sender = f"{name} <{address}>" if "=?" in name else formataddr((name, address))
+    else:
+        original, sender = value, address
+    original = "".join(c for c in original if ord(c) >= 32 and ord(c) != 127)
+    ending = raw[stop - 2:stop] if raw[stop - 2:stop] == b"\r\n" else newline
+    return (b"X-Original-From: " + original.encode() + newline + raw[:start]
+            + b"From: " + sender.encode() + ending + raw[stop:])
 
 
 # --- status --------------------------------------------------------------------------------------------
@@ -218,10 +323,18 @@ def _transact(upstream: Upstream, raw: bytes, mail_from: str, rcpts: Sequence[st
 class Relay:
     name = "relay"
 
-    def __init__(self, upstream: Upstream, allow: AllowList, *, attempts: int = 5, backoff: float = 1.0,
-                 max_backoff: float = 60.0, history: int = 1000, concurrency: int = 4) -> None:
+    def __init__(self, upstream: Upstream, allow: AllowList, *, release_allow: AllowList | None = None,
+                 deny: AllowList | None = None, forward_to: Sequence[str] = (), override_from: str | None = None,
+                 attempts: int = 5, backoff: float = 1.0, max_backoff: float = 60.0, history: int = 1000,
+                 concurrency: int = 4) -> None:
         self.upstream = upstream
-        self.allow = allow
+        self.allow = allow  # relayed automatically, and released
+        self.release_allow = release_allow or AllowList(())  # released only
+        self.deny = deny or AllowList(())  # never, whatever the two above say
+        self.forward_to = tuple(dict.fromkeys(forward_to))
+        self.override_from = override_from
+        # Recipients sent to and given up on (relayed, forwarded, released), for the metrics.
+        self.outcomes: CounterOf[str] = CounterOf({"sent": 0, "failed": 0})
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -235,14 +348,41 @@ class Relay:
     def from_config(cls, config: Config) -> Relay | None:
         upstream = Upstream.from_config(config)
         if upstream is None:
-            if config.relay_allow:
-                raise ConfigError("relay_allow is set but relay (the upstream HOST:PORT) is not")
+            for name in ("relay_allow", "release_allow", "relay_deny", "forward_to", "relay_override_from"):
+                if getattr(config, name):
+                    raise ConfigError(f"{name} is set but relay (the upstream HOST:PORT) is not")
             return None
+        deny = AllowList(config.relay_deny, "relay_deny")
+        forward_to = [_address(text, "forward_to") for text in config.forward_to]
+        for address in forward_to:
+            pattern = deny.matching(address)
+            if pattern is not None:
+                raise ConfigError(f"forward_to: {address!r} matches relay_deny {pattern!r}, and a denied address is "
+                                  "never sent to: drop one of the two")
+        override = config.relay_override_from
         extra = config.extra
-        return cls(upstream, AllowList(config.relay_allow),
+        return cls(upstream, AllowList(config.relay_allow), release_allow=AllowList(config.release_allow,
+                   "release_allow"), deny=deny, forward_to=forward_to,
+                   override_from=_address(override, "relay_override_from") if override is not None else None,
                    attempts=int(extra.get("relay_attempts", 5)),  # type: ignore[call-overload]
                    backoff=float(extra.get("relay_backoff", 1.0)),  # type: ignore[arg-type]
                    max_backoff=float(extra.get("relay_max_backoff", 60.0)))  # type: ignore[arg-type]
+
+    # Who may get what ----------------------------------------------------------------------------------
+
+    def relays_to(self, address: str) -> bool:
+        """Whether a new message is relayed automatically to its recipient `address`."""
+        return self.allow.allows(address) and not self.deny.allows(address)
+
+    def releasable(self, address: str) -> bool:
+        """Whether a stored message may be released to `address` on demand."""
+        return (self.allow.allows(address) or self.release_allow.allows(address)) and not self.deny.allows(address)
+
+    def outgoing(self, raw: bytes, mail_from: str) -> tuple[bytes, str]:
+        """What is sent upstream for `raw` from `mail_from`: a rewritten copy with `override_from`, else as is."""
+        if self.override_from is None:
+            return raw, mail_from
+        return override_from(raw, self.override_from), self.override_from
 
     # Status, for the API -------------------------------------------------------------------------------
 
@@ -276,15 +416,31 @@ class Relay:
         short by close()."""
         if self._closed:
             return
-        rcpts = [r for r in dict.fromkeys(delivery.envelope.rcpt_tos) if self.allow.allows(r)]
-        if not self.allow or delivery.envelope.source not in RELAYED_SOURCES or not rcpts:
+        self._start(delivery, self._relayed(delivery), "relay", done)
+
+    def forward(self, delivery: Delivery, *, done: Callable[[], None] | None = None) -> None:
+        """Queue a committed message for the `forward_to` addresses (less those it is relayed to already);
+        returns at once; `done()` as for `submit`."""
+        if self._closed:
+            return
+        relayed = {r.lower() for r in self._relayed(delivery)}
+        self._start(delivery, [a for a in self.forward_to if a.lower() not in relayed], "forward", done)
+
+    def _relayed(self, delivery: Delivery) -> list[str]:
+        if delivery.envelope.source not in RELAYED_SOURCES:
+            return []
+        return [r for r in dict.fromkeys(delivery.envelope.rcpt_tos) if self.relays_to(r)]
+
+    def _start(self, delivery: Delivery, rcpts: list[str], what: str, done: Callable[[], None] | None) -> None:
+        if delivery.envelope.source not in RELAYED_SOURCES or not rcpts:
             if done is not None:
                 done()
             return
         statuses = self._track(delivery.id, rcpts)
+        raw, mail_from = self.outgoing(delivery.raw, delivery.envelope.mail_from)
         task = asyncio.get_running_loop().create_task(
-            self._deliver(delivery.id, delivery.raw, delivery.envelope.mail_from, rcpts, statuses, done),
-            name=f"mailnest-relay-{delivery.id}")
+            self._deliver(delivery.id, raw, mail_from, rcpts, statuses, done),
+            name=f"mailnest-{what}-{delivery.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -311,8 +467,10 @@ class Relay:
                     status.attempts, status.reason, status.updated = attempt, reason, datetime.now(UTC)
                     if kind == "sent":
                         status.state = SENT
+                        self.outcomes["sent"] += 1
                     elif kind == _PERMANENT or attempt == self.attempts:
                         status.state = FAILED
+                        self.outcomes["failed"] += 1
                         if kind == _TEMPORARY:
                             status.reason = f"{reason} (gave up after {attempt} attempts)"
                         log.warning("relay of %s to %s failed: %s", message_id, rcpt, status.reason)
@@ -331,12 +489,12 @@ class Relay:
             log.exception("relay of %s crashed", message_id)
             self._fail(statuses, pending, f"internal error: {type(exc).__name__}: {exc}")
 
-    @staticmethod
-    def _fail(statuses: dict[str, RecipientStatus], rcpts: Sequence[str], reason: str) -> None:
+    def _fail(self, statuses: dict[str, RecipientStatus], rcpts: Sequence[str], reason: str) -> None:
         for rcpt in rcpts:
             status = statuses[rcpt]
             if status.state == PENDING:
                 status.state, status.reason, status.updated = FAILED, reason, datetime.now(UTC)
+                self.outcomes["failed"] += 1
 
     # Release on demand -----------------------------------------------------------------------------------
 
@@ -344,14 +502,16 @@ class Relay:
                       message_id: str | None = None) -> dict[str, RecipientStatus]:
         """Send `raw` now to `to` (POST /api/v1/message/{ID}/release). One attempt, no queue.
 
-        Raises RelayRefused (403) before sending anything if any address is off the allow-list or `to` is
-        empty, and RelayFailed (502) if the upstream took it for no recipient. Returns per-recipient status,
-        also recorded under `message_id` when given.
+        Raises RelayRefused (HTTP 400) before sending anything if any address is off both allow-lists
+        (`relay_allow`, `release_allow`) or on `relay_deny`, or `to` is empty, and RelayFailed (502) if the
+        upstream took it for no recipient. Returns per-recipient status, also recorded under `message_id` when
+        given. With `override_from`, the copy sent has that sender (`raw` itself is not changed).
         """
         rcpts = list(dict.fromkeys(a.strip() for a in to))
-        refused = self.allow.refused(rcpts) if rcpts else []
+        refused = [a for a in rcpts if not self.releasable(a)]
         if not rcpts or refused:
-            raise RelayRefused(refused)
+            raise RelayRefused(refused, [a for a in refused if self.deny.allows(a)])
+        raw, mail_from = self.outgoing(raw, mail_from)
         async with self._slots:
             outcome = await asyncio.to_thread(send, self.upstream, raw, mail_from, rcpts)
         statuses = self._track(message_id, rcpts) if message_id else {r: RecipientStatus() for r in rcpts}
@@ -359,6 +519,7 @@ class Relay:
             kind, reason = outcome.get(rcpt, (_TEMPORARY, "no answer for this recipient"))
             status = statuses[rcpt]
             status.state = SENT if kind == "sent" else FAILED
+            self.outcomes["sent" if kind == "sent" else "failed"] += 1
             status.reason, status.attempts, status.updated = reason, 1, datetime.now(UTC)
         if all(statuses[r].state == FAILED for r in rcpts):  # this release's recipients, not earlier relays'
             raise RelayFailed("; ".join(f"{r}: {statuses[r].reason}" for r in rcpts))

@@ -8,8 +8,10 @@
   answers Mailpit's shape with "Error" set and an `X-Mailnest-Unavailable` header, and `/api/v1/webui` says
   `SpamAssassin: false`.
 - Release sends the stored message through the configured relay (`mailnest.outputs.relay`), only to addresses
-  on its allow-list: 400 when no relay is configured or an address is refused (as Mailpit answers both),
-  502 when the upstream server takes it for no recipient.
+  on `--relay-allow` or `--release-allow` and not on `--relay-deny`: 400 when no relay is configured or an address
+  is refused (as Mailpit answers both; the error names the list that refused each), 502 when the upstream server
+  takes it for no recipient. With `--relay-override-from` the copy sent has that sender; the stored message is
+  never changed.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ class Checks:
         sender = message.envelope.mail_from or (message.summary.from_.address if message.summary.from_ else "")
         target = self.relay()
         if target is None:
-            raise ApiError(400, "no relay is configured: start mailnest with --relay HOST:PORT and --relay-allow")
+            raise ApiError(400, "no relay is configured: start mailnest with --relay HOST:PORT and --relay-allow "
+                                "or --release-allow")
         try:
             await target.release(raw, to, sender, message_id=message_id)
         except relay_module.RelayNotConfigured as exc:
