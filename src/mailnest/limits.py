@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 LOG_INTERVAL = 10.0  # seconds between two log lines about the same kind of trouble
 
@@ -50,6 +50,16 @@ class RateLimitedLog:
         return self._suppressed[kind]
 
 
+class ConnectionObserver(Protocol):
+    """Told of each connection a listener admits, frees and refuses (the metrics, for one listener)."""
+
+    def opened(self) -> None: ...
+
+    def closed(self) -> None: ...
+
+    def refused(self) -> None: ...
+
+
 class TooManyConnections(Exception):
     """A connection over a cap; the text says which cap, for the protocol's refusal."""
 
@@ -57,8 +67,10 @@ class TooManyConnections(Exception):
 class ConnectionLimits:
     """The open connections of one listener, in total and by client address."""
 
-    def __init__(self, protocol: str, total: int, per_client: int, logger: logging.Logger) -> None:
+    def __init__(self, protocol: str, total: int, per_client: int, logger: logging.Logger,
+                 observer: ConnectionObserver | None = None) -> None:
         self.protocol = protocol
+        self.observer = observer
         self.total = total
         self.per_client = per_client
         self.open = 0
@@ -67,6 +79,9 @@ class ConnectionLimits:
 
     def admit(self, client: str) -> Slot:
         """Count a new connection in, or refuse it with TooManyConnections (and log that, rate-limited)."""
+        over = self.open >= self.total or self.by_client[client] >= self.per_client
+        if over and self.observer is not None:
+            self.observer.refused()
         if self.open >= self.total:
             self._refusals.warning("refused", "%s: refused a connection from %s: %d connections are open, the limit "
                                    "is %d (--max-connections)", self.protocol, client, self.open, self.total)
@@ -78,9 +93,13 @@ class ConnectionLimits:
             raise TooManyConnections(f"too many connections from {client} (at most {self.per_client})")
         self.open += 1
         self.by_client[client] += 1
+        if self.observer is not None:
+            self.observer.opened()
         return Slot(self, client)
 
     def _free(self, client: str) -> None:
+        if self.observer is not None:
+            self.observer.closed()
         self.open -= 1
         self.by_client[client] -= 1
         if self.by_client[client] <= 0:

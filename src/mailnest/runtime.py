@@ -33,6 +33,7 @@ from .imap.server import checking_authenticator as imap_checking_authenticator
 from .imap.server import start_imap
 from .limits import quiet_accept_errors
 from .mcp.streamable import McpHttp
+from .metrics import Metrics
 from .outputs import CustomHandlers, OutputDispatcher
 from .outputs.webhook import WebhookDispatcher
 from .outputs.work import WorkSweeper
@@ -93,6 +94,7 @@ class MailServer:
         config = config or Config()
         self.config = config.replace(**overrides) if overrides else config
         self.hub = Hub()
+        self.metrics = Metrics(self.hub)  # /metrics: this server's counts only
         self.store: Store = open_store(self.config, self.hub)
         # Built here, so that a bad --chaos, --tag, --handler or output setting fails before anything is bound.
         self.chaos = Chaos.from_config(self.config)
@@ -107,6 +109,7 @@ class MailServer:
         if self.webhooks is not None:
             self.work.serve(self.webhooks)
         self.work.configure()
+        self.metrics.watch(webhooks=self.webhooks, relay=self.outputs.relay)
         # MCP for coding agents at /mcp: loads the SDK and starts its session manager on the first request only.
         self.mcp = McpHttp()
         self._wrote_ports_file = False
@@ -150,7 +153,9 @@ class MailServer:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
-        return f"{'https' if self.config.http_tls else 'http'}://{host}:{self.http_port}"
+        # Under --webroot, without its last slash: f"{http_url}/api/v1/messages" is then right either way.
+        root = self.config.webroot.rstrip("/")
+        return f"{'https' if self.config.http_tls else 'http'}://{host}:{self.http_port}{root}"
 
     def ports(self) -> dict[str, int]:
         names = ("smtp", "http", "imap", "pop3", "smtps", "imaps", "pop3s")
@@ -208,14 +213,16 @@ class MailServer:
             try:
                 if name.startswith("smtp"):
                     smtp = await start_smtp(config, self.store, listen, security=security, implicit_tls=implicit_tls,
-                                            chaos=self.chaos, custom=self.custom_handlers)
+                                            chaos=self.chaos, custom=self.custom_handlers, metrics=self.metrics,
+                                            observer=self.metrics.listener(name))
                     self._front_doors.append(smtp.close)
                     port = smtp.port
                 else:
                     start = start_imap if name.startswith("imap") else start_pop3
                     login: Any = imap_login if name.startswith("imap") else pop3_login
                     server = await start(config, self.store, self.hub, listen, authenticate=login,
-                                         tls_context=self.ssl_context, implicit_tls=implicit_tls)
+                                         tls_context=self.ssl_context, implicit_tls=implicit_tls,
+                                         observer=self.metrics.listener(name))
                     self._servers.append(server)
                     port = _port_of(server)
             except OSError as exc:

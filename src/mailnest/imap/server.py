@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
-from ..limits import ConnectionLimits, client_address, quiet_accept_errors
+from ..limits import ConnectionLimits, ConnectionObserver, client_address, quiet_accept_errors
 from ..store.base import Store, StoreUnavailableError
 from .cache import MessageCache
 from .parser import literal_announcement, split_tag
@@ -221,18 +221,19 @@ class _LineTooLong(Exception):
 
 async def start_imap(config: Config, store: Store, hub: Hub, listen: Listen, *,
                      authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None,
-                     implicit_tls: bool = False, cache: MessageCache | None = None) -> asyncio.Server:
+                     implicit_tls: bool = False, cache: MessageCache | None = None,
+                     observer: ConnectionObserver | None = None) -> asyncio.Server:
     """Listen for IMAP on `listen` (port 0 picks a free port); returns the asyncio server.
 
     `authenticate(user, password, peer_host)` (or `(user, password)`) decides LOGIN and AUTHENTICATE PLAIN; by
     default anyone gets in. With a TLS context STARTTLS is offered; with `implicit_tls` the whole connection is
     TLS (IMAPS, port 993 style). A connection over `max_connections` (or `max_connections_per_client` from its
     address) is answered `* BYE Too many connections` and closed. `cache` (one per listener by default) keeps
-    derived FETCH answers."""
+    derived FETCH answers. `observer` (the metrics) is told of each connection admitted, closed and refused."""
     cache = cache if cache is not None else MessageCache()
     views = Views(store, hub)
     open_writers: set[asyncio.StreamWriter] = set()
-    limits = ConnectionLimits("IMAP", config.max_connections, config.max_connections_per_client, log)
+    limits = ConnectionLimits("IMAP", config.max_connections, config.max_connections_per_client, log, observer)
     authenticate = _with_peer_host(authenticate)
     quiet_accept_errors(asyncio.get_running_loop(), log)
 

@@ -16,7 +16,7 @@ import time
 from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
-from ..limits import ConnectionLimits, client_address, quiet_accept_errors
+from ..limits import ConnectionLimits, ConnectionObserver, client_address, quiet_accept_errors
 from ..store.base import Store, StoreUnavailableError
 from . import responses
 from .parser import MAX_LINE
@@ -172,15 +172,16 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
 
 async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
                      authenticate: Authenticator = accept_any, tls_context: ssl.SSLContext | None = None,
-                     implicit_tls: bool = False) -> asyncio.Server:
+                     implicit_tls: bool = False, observer: ConnectionObserver | None = None) -> asyncio.Server:
     """Bind a POP3 listener on `listen` (port 0 allowed; read the bound port from `server.sockets`).
 
     With a TLS context, STLS is offered; with `implicit_tls` the whole connection is TLS (POP3S, port 995 style).
+    `observer` (the metrics) is told of each connection admitted, closed and refused.
     """
     sizes = SizeCache()
     hub.add_listener(sizes.on_event)
     connections = _Connections()
-    limits = ConnectionLimits("POP3", config.max_connections, config.max_connections_per_client, log)
+    limits = ConnectionLimits("POP3", config.max_connections, config.max_connections_per_client, log, observer)
     quiet_accept_errors(asyncio.get_running_loop(), log)
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -29,17 +29,28 @@ import asyncio
 import logging
 import re
 import warnings
+from typing import TYPE_CHECKING, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP
 
 from ..auth import Credentials, FailureGuard
 from ..chaos import Action, Chaos, ChaosSession
 from ..config import Config, Listen
-from ..limits import ConnectionLimits, RateLimitedLog, Slot, TooManyConnections, quiet_accept_errors
+from ..limits import (
+    ConnectionLimits,
+    ConnectionObserver,
+    RateLimitedLog,
+    Slot,
+    TooManyConnections,
+    quiet_accept_errors,
+)
 from ..outputs.custom import CustomHandlers, HookedHandler
 from ..store.base import Store
 from .handler import CaptureEnvelope, CaptureHandler, handler_kwargs
 from .security import SMTPSecurity, ThrottledAuth, peer_host, smtp_options
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 log = logging.getLogger("mailnest.smtp")
 
@@ -118,6 +129,15 @@ class CaptureSMTP(ThrottledAuth):
         if self.listener is not None:
             self.listener.sessions.discard(self)
         super().connection_lost(error)
+
+    async def push(self, status: AnyStr) -> None:
+        """Every reply; a refusal (4xx, 5xx) is counted for the metrics, and one while a message is being taken
+        (after DATA) as a rejected transaction (Mailpit's SMTPRejected)."""
+        metrics = self.listener.metrics if self.listener is not None else None
+        if metrics is not None:
+            text = status if isinstance(status, str) else status.decode("ascii", "replace")
+            metrics.smtp_reply(text, in_data=self.busy)
+        await super().push(status)
 
     async def _handle_client(self) -> None:
         if self.refusal is not None:
@@ -394,12 +414,15 @@ for _name in ("smtp_HELO", "smtp_EHLO", "smtp_MAIL", "smtp_RCPT", "smtp_AUTH", "
 class SMTPListener:
     """The listening socket and its sessions, so that stopping can finish messages in flight."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: Metrics | None = None,
+                 observer: ConnectionObserver | None = None) -> None:
         self.config = config
+        self.metrics = metrics
         self.server: asyncio.Server | None = None
         self.sessions: set[CaptureSMTP] = set()  # the admitted ones
         self.closing = False
-        self.limits = ConnectionLimits("SMTP", config.max_connections, config.max_connections_per_client, log)
+        self.limits = ConnectionLimits("SMTP", config.max_connections, config.max_connections_per_client, log,
+                                       observer)
         self.limited_log = RateLimitedLog(log)  # deadlines that expire, one line per kind and interval
 
     @property
@@ -428,13 +451,14 @@ class SMTPListener:
 
 async def start_smtp(config: Config, store: Store, listen: Listen, *, security: SMTPSecurity | None = None,
                      implicit_tls: bool = False, custom: CustomHandlers | None = None,
-                     chaos: Chaos | None = None) -> SMTPListener:
+                     chaos: Chaos | None = None, metrics: Metrics | None = None,
+                     observer: ConnectionObserver | None = None) -> SMTPListener:
     security = security or SMTPSecurity(Credentials(), FailureGuard())
     handler: CaptureHandler | HookedHandler = CaptureHandler(config, store)
     if custom:
         handler = HookedHandler(handler, custom)
     kwargs = {**handler_kwargs(config), **smtp_options(config, security, implicit_tls=implicit_tls)}
-    listener = SMTPListener(config)
+    listener = SMTPListener(config, metrics, observer)
     ssl_context = security.tls_context if implicit_tls else None
     if implicit_tls and ssl_context is None:
         raise ValueError("an implicit-TLS SMTP listener needs a TLS certificate")

@@ -13,6 +13,8 @@ from starlette.routing import Route
 from .. import __version__, events
 from ..config import is_database_url
 from ..events import Event, Hub
+from ..metrics import Metrics
+from ..outputs.relay import plausible_address
 from ..store.select import shown
 from .api import Context
 
@@ -21,11 +23,16 @@ class RuntimeCounters:
     """Mailpit's RuntimeStats, counted from the hub since start (mailnest counts every new message, whatever
     front door it came through, as accepted)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics  # messages refused after DATA (SMTPRejected) are counted there
         self.accepted = 0
         self.accepted_size = 0
         self.deleted = 0
         hub.add_listener(self._on_event, local_only=True)
+
+    @property
+    def rejected(self) -> int:
+        return self.metrics.rejected if self.metrics is not None else 0
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, events.MessageAdded):
@@ -64,7 +71,8 @@ class Application:
             "Tags": tag_counts,
             "RuntimeStats": {"Uptime": int(time.time() - self.context.started), "Memory": _rss(),
                              "MessagesDeleted": counters.deleted, "SMTPAccepted": counters.accepted,
-                             "SMTPAcceptedSize": counters.accepted_size, "SMTPRejected": 0, "SMTPIgnored": 0},
+                             "SMTPAcceptedSize": counters.accepted_size, "SMTPRejected": counters.rejected,
+                             "SMTPIgnored": store.duplicates_ignored},
         })
 
     async def webui(self, request: Request) -> Response:
@@ -72,18 +80,25 @@ class Application:
 
 
 def webui_config(context: Context) -> dict[str, Any]:
-    """Mailpit's WebUIConfiguration. `MessageRelay.Enabled` tells the UI whether to offer "release"."""
+    """Mailpit's WebUIConfiguration. `MessageRelay.Enabled` tells the UI whether to offer "release": only with a
+    relay and an allow-list to release to (without one every release is refused). AllowedRecipients are the
+    patterns release accepts (`--relay-allow` and `--release-allow`; Mailpit's UI shows them as the allowlist),
+    BlockedRecipients `--relay-deny`, OverrideFrom the bare address of `--relay-override-from` (the UI shows it
+    as the sender, and as where bounces go: ReturnPath stays empty, mailnest has no separate one).
+    PreserveMessageIDs is true: the copy sent keeps its Message-ID."""
     config = context.config
-    allowed = ", ".join(config.relay_allow)
+    relay = bool(config.relay)
+    allowed = ", ".join(dict.fromkeys((*config.relay_allow, *config.release_allow))) if relay else ""
+    override = config.relay_override_from if relay else None
     return {
-        "Label": "",
+        "Label": config.label or "",
         "MessageRelay": {
-            "Enabled": bool(config.relay),
+            "Enabled": relay and bool(allowed),
             "SMTPServer": config.relay or "",
             "ReturnPath": "",
             "AllowedRecipients": allowed,
-            "BlockedRecipients": "",
-            "OverrideFrom": "",
+            "BlockedRecipients": ", ".join(config.relay_deny) if relay else "",
+            "OverrideFrom": (plausible_address(override) or "") if override else "",
             "PreserveMessageIDs": True,
             "RecipientAllowlist": allowed,
         },
