@@ -23,6 +23,7 @@ instead, or drop the connection. With nothing configured every answer is `NOTHIN
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import ConfigError
+
+log = logging.getLogger("mailnest.chaos")
 
 
 class ChaosError(ValueError):
@@ -210,13 +213,15 @@ def to_mailpit(settings: ChaosSettings) -> dict[str, dict[str, int | float]]:
 
 
 def _field(mapping: Mapping[str, Any], known: Mapping[str, str], what: str) -> dict[str, Any]:
-    """Keys matched without regard to case (as Go's JSON decoder does); unknown keys are an error."""
+    """Keys matched without regard to case; unknown keys are ignored (logged at debug level), as Go's JSON decoder
+    (and so Mailpit and MailHog) ignores them."""
     by_lower = {k.lower(): k for k in known}
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         canonical = by_lower.get(str(key).lower())
         if canonical is None:
-            raise ChaosError(f"{what}: unknown field {key!r} (known: {', '.join(known)})")
+            log.debug("%s: ignored the unknown field %r (known: %s)", what, key, ", ".join(known))
+            continue
         out[canonical] = value
     return out
 
