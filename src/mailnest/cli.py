@@ -226,7 +226,15 @@ async def _serve(config: Config, resolved: options.Resolved) -> int:
     try:
         await stop.wait()
         log.info("stopping: closing listeners and finishing messages in flight")
-        await server.stop()
+        stopping = asyncio.ensure_future(server.stop())
+
+        def hurry() -> None:
+            log.warning("stopping now: messages still being received are abandoned (their clients get 421)")
+            server.hurry()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C stops at once
+            loop.add_signal_handler(sig, hurry)
+        await stopping
     finally:
         _remove_ports_file(config)
     log.info("mailnest stopped")

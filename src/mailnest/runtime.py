@@ -39,7 +39,7 @@ from .outputs.webhook import WebhookDispatcher
 from .outputs.work import WorkSweeper
 from .pop3.server import checking_authenticator, start_pop3
 from .smtp.security import SMTPSecurity
-from .smtp.server import start_smtp
+from .smtp.server import SMTPListener, start_smtp
 from .store.base import Store
 from .store.select import open_store
 from .tags import parse_rules
@@ -125,6 +125,7 @@ class MailServer:
         self._http_task: asyncio.Task[None] | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []  # closed last, in reverse order
         self._front_doors: list[Callable[[], Awaitable[None]]] = []  # closed first, all at once
+        self._smtp_listeners: list[SMTPListener] = []
         self._started = False
         self._stopped = False
         self.credentials = Credentials.load(self.config.auth_file)
@@ -216,6 +217,7 @@ class MailServer:
                                             chaos=self.chaos, custom=self.custom_handlers, metrics=self.metrics,
                                             observer=self.metrics.listener(name))
                     self._front_doors.append(smtp.close)
+                    self._smtp_listeners.append(smtp)
                     port = smtp.port
                 else:
                     start = start_imap if name.startswith("imap") else start_pop3
@@ -311,6 +313,11 @@ class MailServer:
                 await close()
             except Exception:
                 log.exception("error while stopping")
+
+    def hurry(self) -> None:
+        """A stop under way no longer waits for messages being received: each gets a 421 (a second Ctrl-C)."""
+        for listener in self._smtp_listeners:
+            listener.hurry()
 
     async def __aenter__(self) -> MailServer:
         return await self.start()

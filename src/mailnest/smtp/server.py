@@ -85,6 +85,7 @@ class CaptureSMTP(ThrottledAuth):
     refusal: str | None = None  # why this connection was refused at connect (a connection cap), if it was
     _slot: Slot | None = None  # this connection's place in the listener's caps, once admitted
     _reading_data = False  # between the 354 and the end of the message
+    data_received_bytes = 0  # of the message being read, so far (for the log of a stop that abandons it)
     _storing = False  # the message is read; the store is committing it
     _line_timer: asyncio.TimerHandle | None = None  # the deadline of a command line that has started to arrive
 
@@ -146,6 +147,10 @@ class CaptureSMTP(ThrottledAuth):
         if self.chaos is not None and await self._chaos(self.chaos.connect()):
             return
         await super()._handle_client()
+
+    @property
+    def peer_name(self) -> str:
+        return peer_host(self.session) if self.session is not None else "?"
 
     def _hang_up(self, reply: str) -> None:
         """Say a last line and close, without waiting for a client that may not be reading.
@@ -323,6 +328,7 @@ class CaptureSMTP(ThrottledAuth):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._cancel_line_timer()
         self._reading_data = True
+        self.data_received_bytes = 0
         deadline = self.listener.config.data_timeout if self.listener is not None else None
         try:
             async with asyncio.timeout(deadline):
@@ -387,6 +393,7 @@ class CaptureSMTP(ThrottledAuth):
                         segment = segment[:-3]
                 if segment:
                     size += len(segment)
+                    self.data_received_bytes = size
                     if limit and size > limit:
                         too_big = True
                         chunks.clear()  # keep reading to the end, but hold nothing
@@ -421,6 +428,7 @@ class SMTPListener:
         self.server: asyncio.Server | None = None
         self.sessions: set[CaptureSMTP] = set()  # the admitted ones
         self.closing = False
+        self._hurry = asyncio.Event()
         self.limits = ConnectionLimits("SMTP", config.max_connections, config.max_connections_per_client, log,
                                        observer)
         self.limited_log = RateLimitedLog(log)  # deadlines that expire, one line per kind and interval
@@ -430,8 +438,13 @@ class SMTPListener:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def close(self, grace: float = 10.0) -> None:
-        """Stop accepting; idle sessions get 421 now, sessions inside DATA finish their message first."""
+    async def close(self, grace: float | None = None) -> None:
+        """Stop accepting; idle sessions get 421 now, sessions inside DATA may finish their message for `grace`
+        seconds (default 10, `stop_grace` in Config.extra), or until `hurry()`. What is in flight is logged with
+        how long it may take; a message still arriving after that gets a 421 saying it was not stored, and a log
+        line. One the store is committing is always waited for: its 250 may not be lost."""
+        if grace is None:
+            grace = float(self.config.extra.get("stop_grace", 10.0))  # type: ignore[arg-type]
         self.closing = True
         if self.server is not None:
             self.server.close()
@@ -439,14 +452,32 @@ class SMTPListener:
             if not session.busy and session.transport is not None:
                 session._writer.write(b"421 4.3.2 mailnest is shutting down\r\n")
                 session.transport.close()
-        deadline = asyncio.get_running_loop().time() + grace
-        while any(s.busy for s in self.sessions) and asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        busy = [s for s in self.sessions if s.busy]
+        if busy:
+            log.warning("stopping: %d message(s) still being received (from %s); waiting up to %gs for them "
+                        "(Ctrl-C again to stop now)", len(busy), ", ".join(sorted({s.peer_name for s in busy})),
+                        grace)
+        deadline = loop.time() + grace
+        while (any(s.busy for s in self.sessions) and loop.time() < deadline and not self._hurry.is_set()):
+            await asyncio.sleep(0.01)
+        for session in list(self.sessions):
+            if session._reading_data and not session._storing:
+                received = session.data_received_bytes
+                log.warning("abandoned the message being received from %s (%d bytes so far): not stored; the "
+                            "client was told 421", session.peer_name, received)
+                session._hang_up("421 4.3.2 mailnest is shutting down; this message was not stored, send it again")
+        while any(s._storing for s in self.sessions):  # a commit under way: its 250 follows in a moment
             await asyncio.sleep(0.01)
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.close()
         if self.server is not None:
             await self.server.wait_closed()
+
+    def hurry(self) -> None:
+        """Stop waiting for messages being received (a second Ctrl-C)."""
+        self._hurry.set()
 
 
 async def start_smtp(config: Config, store: Store, listen: Listen, *, security: SMTPSecurity | None = None,
