@@ -174,10 +174,10 @@ def test_preview_opened_directly_is_still_script_free(ui: UI) -> None:
     """A reader may open /view/ID.html in its own tab: the CSP sandbox holds without the iframe."""
     send_raw(ui.server, hostile_message())
     message_id = ui.api.get("/api/v1/messages").json()["messages"][0]["ID"]
-    ui.page.goto(f"{ui.url}/view/{message_id}.html")
+    ui.page.goto(f"{ui.url}/view/{message_id}.preview.html")
     ui.page.locator("#title").wait_for()
     ui.page.locator("#jslink").click()
     ui.page.locator("#clicky").click()
     ui.page.wait_for_timeout(1200)
-    assert ui.page.url.endswith(f"/view/{message_id}.html")
+    assert ui.page.url.endswith(f"/view/{message_id}.preview.html")
     assert_nothing_ran_or_left(ui)

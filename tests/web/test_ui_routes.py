@@ -27,7 +27,7 @@ def test_page_has_a_strict_policy_and_security_headers(server: ServerThread, api
     response = api.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert re.search(r"<script type=\"module\" src=\"/static/js/main.js\?v=\w+\"></script>", response.text)
+    assert re.search(r"<script type=\"module\" src=\"static/js/main.js\?v=\w+\"></script>", response.text)
     policy = csp(response)
     assert policy["default-src"] == "'none'"
     assert policy["script-src"] == "'self'"  # no inline script, no eval
@@ -53,14 +53,14 @@ def test_static_files_are_served_with_types_and_headers(server: ServerThread, ap
 
 def test_static_references_carry_a_version_and_cache_for_good(server: ServerThread, api: httpx.Client) -> None:
     page = api.get("/").text
-    versions = set(re.findall(r'"/static/[^"?]+\?v=(\w+)"', page))
+    versions = set(re.findall(r'"static/[^"?]+\?v=(\w+)"', page))
     assert len(versions) == 1  # one version for all assets, in every reference
     (version,) = versions
-    assert re.findall(r'"/static/[^"?]+"', page) == []
+    assert re.findall(r'"/?static/[^"?]+"', page) == []
     main = api.get(f"/static/js/main.js?v={version}")
     assert main.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert f'from "./api.js?v={version}"' in main.text
-    assert f'url("/static/icons/paperclip.svg?v={version}")' in api.get("/static/css/app.css").text
+    assert f'url("../icons/paperclip.svg?v={version}")' in api.get("/static/css/app.css").text
     stale = api.get("/static/js/main.js?v=old")
     assert stale.headers["cache-control"] == "no-cache"
     again = api.get("/static/js/main.js", headers={"If-None-Match": main.headers["etag"]})
@@ -71,7 +71,7 @@ def test_static_references_carry_a_version_and_cache_for_good(server: ServerThre
 def test_every_module_the_page_imports_exists(server: ServerThread, api: httpx.Client) -> None:
     main = api.get("/static/js/main.js").text
     page = api.get("/").text
-    modules = set(re.findall(r'from "\./([a-z]+\.js)\?v=\w+"', main)) | set(re.findall(r'/static/js/([a-z]+\.js)', page))
+    modules = set(re.findall(r'from "\./([a-z]+\.js)\?v=\w+"', main)) | set(re.findall(r'static/js/([a-z]+\.js)', page))
     assert modules >= {"api.js", "inbox.js", "message.js", "main.js"}
     for name in modules:
         source = api.get(f"/static/js/{name}")
@@ -90,7 +90,7 @@ def test_preview_is_sanitized_under_a_script_free_policy(server: ServerThread, a
                                           '<img src="https://img.example/a.png"></p><a href="https://x.example/">l</a>',
          text="Text body https://text.example/t\n")
     message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
-    response = api.get(f"/view/{message_id}.html")
+    response = api.get(f"/view/{message_id}.preview.html")
     assert response.status_code == 200
     assert "Hi" in response.text and "<script" not in response.text and "onclick" not in response.text
     assert "img.example" not in response.text
@@ -103,7 +103,7 @@ def test_preview_is_sanitized_under_a_script_free_policy(server: ServerThread, a
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "SAMEORIGIN"
 
-    remote = api.get(f"/view/{message_id}.html", params={"remote": "1"})
+    remote = api.get(f"/view/{message_id}.preview.html", params={"remote": "1"})
     assert "https://img.example/a.png" in remote.text
     assert "https:" in csp(remote)["img-src"]
     assert "script-src" not in csp(remote)
@@ -117,29 +117,33 @@ def test_preview_is_sanitized_under_a_script_free_policy(server: ServerThread, a
     assert text.headers["content-type"].startswith("text/plain")
     assert "sandbox" in text.headers["content-security-policy"]
 
-    latest = api.get("/view/latest.html")
-    assert latest.status_code == 200 and "Hi" in latest.text
+    latest = api.get("/view/latest.preview.html")
+    assert latest.status_code == 200 and "Hi" in latest.text and "<script" not in latest.text
     mail(server, subject="newer, text only")
     assert api.get("/view/latest.txt").text.startswith("Hello there.")
-    assert api.get("/view/latest.html").status_code == 404  # the newest has no HTML part
-    narrowed = api.get("/view/latest.html", params={"query": "-subject:newer"})
+    assert api.get("/view/latest.preview.html").status_code == 404  # the newest has no HTML part
+    narrowed = api.get("/view/latest.preview.html", params={"query": "-subject:newer"})
     assert narrowed.status_code == 200 and "Hi" in narrowed.text
-    assert api.get("/view/latest.html", params={"query": 'subject:"open'}).status_code == 400
+    assert api.get("/view/latest.preview.html", params={"query": 'subject:"open'}).status_code == 400
 
 
 def test_preview_of_a_missing_message_is_a_404(server: ServerThread, api: httpx.Client) -> None:
     assert api.get("/view/nope.html").status_code == 404
+    assert api.get("/view/nope.preview.html").status_code == 404
     assert api.get("/view/nope.txt").status_code == 404
     response = api.get("/view/nope.json")
     assert response.status_code == 404 and response.json()["Error"]
     assert api.get("/view/latest.html").status_code == 404
+    assert api.get("/view/latest.preview.html").status_code == 404
 
 
 def test_preview_of_a_text_only_message_says_so(server: ServerThread, api: httpx.Client) -> None:
     mail(server, subject="plain", text="just text <b>not bold</b>\n")
     message_id = api.get("/api/v1/messages").json()["messages"][0]["ID"]
-    response = api.get(f"/view/{message_id}.html")
+    response = api.get(f"/view/{message_id}.preview.html")
     assert response.status_code == 404 and "no HTML part" in response.text  # Mailpit's status, with a reason
+    original = api.get(f"/view/{message_id}.html")
+    assert original.status_code == 404 and "no HTML part" in original.text
     assert api.get(f"/view/{message_id}.json").json() == {"ID": message_id, "RemoteImages": 0, "Links": []}
 
 
@@ -174,7 +178,7 @@ def test_opening_a_message_sanitizes_its_html_once(server: ServerThread, api: ht
 
     async def open_like_the_page() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-            return list(await asyncio.gather(client.get(f"/view/{message_id}.html"),
+            return list(await asyncio.gather(client.get(f"/view/{message_id}.preview.html"),
                                              client.get(f"/view/{message_id}.json")))
 
     html, info = asyncio.run(open_like_the_page())
@@ -185,5 +189,5 @@ def test_opening_a_message_sanitizes_its_html_once(server: ServerThread, api: ht
         return sum(1 for r in caplog.records if r.getMessage().startswith(f"sanitized the HTML of {message_id}"))
 
     assert passes() == 1
-    assert "t.example" in api.get(f"/view/{message_id}.html", params={"remote": "1"}).text  # its own pass
+    assert "t.example" in api.get(f"/view/{message_id}.preview.html", params={"remote": "1"}).text  # its own pass
     assert passes() == 2

@@ -6,7 +6,15 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mailnest.web.sanitize import document, sanitize, scrub_css, text_document, text_links
+from mailnest.web.sanitize import (
+    document,
+    embed_links,
+    link_parts,
+    sanitize,
+    scrub_css,
+    text_document,
+    text_links,
+)
 
 PART = "/api/v1/message/ID/part/2"
 
@@ -230,3 +238,27 @@ def test_empty_and_huge_inputs() -> None:
     big = "<p>" + "x" * 1_000_000 + "</p>" + "<img src=x onerror=alert(1)>" * 1000
     preview = sanitize(big)
     assert "onerror" not in preview.body and len(preview.body) > 1_000_000
+
+
+# --- the original HTML (/view/{ID}.html): only cid: references change, and link targets with ?embed=1 ----------
+
+
+def test_link_parts_rewrites_only_known_cid_references() -> None:
+    html = ('<img src="cid:Logo@X"><img src=cid:logo@x alt=a><td background=\'cid:a%40b\'>'
+            '<p style="background:url( cid:logo@x )">cid:logo@x in text</p><img src="cid:unknown@x">')
+    out = link_parts(html, {"<logo@x>": PART, "a@b": "/p/3"})
+    assert out == (f'<img src="{PART}"><img src={PART} alt=a><td background=\'/p/3\'>'
+                   f'<p style="background:url( {PART} )">cid:logo@x in text</p><img src="cid:unknown@x">')
+    assert link_parts(html, {}) == html
+    assert link_parts("<p>no references</p>", {"logo@x": PART}) == "<p>no references</p>"
+
+
+def test_embed_links_changes_only_anchor_start_tags() -> None:
+    html = ('<p title="<a href=x>">x</p>\n<A HREF="https://a.example/?a=1&amp;b=2" target=_self rel=opener>a</A>'
+            '<script>var s = "<a href=y>";</script><a name=top>\n<area href="/z"><a/>')
+    out = embed_links(html)
+    assert out == ('<p title="<a href=x>">x</p>\n'
+                   '<a href="https://a.example/?a=1&amp;b=2" target="_blank" rel="noreferrer noopener">a</A>'
+                   '<script>var s = "<a href=y>";</script><a name="top" target="_blank" rel="noreferrer noopener">'
+                   '\n<area href="/z"><a target="_blank" rel="noreferrer noopener">')
+    assert embed_links("<p>no links</p>") == "<p>no links</p>"

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Credentials, FailureGuard
 from ..chaos import Chaos
+from ..metrics import HttpMetrics, Metrics, metrics_endpoint
 from ..search import QueryError
 from ..store.base import StoreFullError, StoreUnavailableError
 from .access import BasicAuth
@@ -187,31 +188,83 @@ class Cors:
 
 class Frame:
     """The outermost layer: a `Date` header on every response, computed for it (uvicorn's is cached for up to a
-    second, and clients that filter "since server time" then miss mail), and a path with repeated slashes
-    redirected to its clean form as Mailpit does (cypress-mailpit asks for `//view/{ID}.txt`)."""
+    second, and clients that filter "since server time" then miss mail), a path with repeated slashes redirected
+    to its clean form as Mailpit does (cypress-mailpit asks for `//view/{ID}.txt`), and the webroot.
 
-    def __init__(self, app: ASGIApp) -> None:
+    With `--webroot /mail/` every route (UI, API, events, websockets, probes, MCP, MailHog's) answers under
+    `/mail/` only: the path is stripped of it here, so everything inside sees the paths it always sees, and a
+    `Location` the inside answers with (an absolute path, or this server's own URL) gets it back. `/mail` and `/`
+    redirect to `/mail/` (Mailpit redirects the first and answers 404 to the second; a browser pointed at the bare
+    port lands on the UI instead); any other path outside it is a 404 that says where mailnest is."""
+
+    def __init__(self, app: ASGIApp, webroot: str = "/") -> None:
         self.app = app
+        self.webroot = webroot
+        self.prefix = webroot.rstrip("/")  # "" without a webroot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if "//" in path:
+        if scope["type"] == "http" and "//" in path:
             clean = _SLASHES.sub("/", path)
             query = scope.get("query_string", b"").decode("latin-1")
             location = quote(clean, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
             await Response(b"", status_code=301, headers={"Location": location})(scope, receive, send)
             return
+        if self.prefix:
+            if not path.startswith(self.webroot):
+                await self._outside(scope, receive, send)
+                return
+            scope = dict(scope)
+            scope["path"] = path[len(self.prefix):]
+            raw: bytes | None = scope.get("raw_path")
+            if raw is not None and raw.startswith(self.webroot.encode()):
+                scope["raw_path"] = raw[len(self.prefix):]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
 
-        async def send_with_date(message: Message) -> None:
+        async def send_framed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                if self.prefix and 300 <= message["status"] < 400:
+                    headers = [(k, self._rooted(v, host)) if k.lower() == b"location" else (k, v)
+                               for k, v in headers]
                 message["headers"] = [(b"date", formatdate(usegmt=True).encode()), *headers]
             await send(message)
 
-        await self.app(scope, receive, send_with_date)
+        await self.app(scope, receive, send_framed)
+
+    def _rooted(self, location: bytes, host: str) -> bytes:
+        """A Location from inside the webroot, as the client must follow it."""
+        text = location.decode("latin-1")
+        if text.startswith("/") and not text.startswith("//"):
+            return (self.prefix + text).encode("latin-1")
+        parts = urlsplit(text)
+        if parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower() and parts.path.startswith("/"):
+            return urlunsplit(parts._replace(path=self.prefix + parts.path)).encode("latin-1")
+        return location
+
+    async def _outside(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+            return
+        if path in ("/", self.prefix):
+            query = scope.get("query_string", b"").decode("latin-1")
+            location = self.webroot + (f"?{query}" if query and path == self.prefix else "")
+            await Response(b"", status_code=302, headers={"Location": location})(scope, receive, send)
+            return
+        reason = (f"{path} is not served here: this mailnest serves its UI and API under {self.webroot} "
+                  f"(--webroot); try {self.prefix}{path}")
+        headers = {"X-Content-Type-Options": "nosniff"}
+        response: Response = (JSONResponse({"Error": reason}, status_code=404, headers=headers)
+                              if path.startswith("/api/") else
+                              PlainTextResponse(reason + "\n", status_code=404, headers=headers))
+        await response(scope, receive, send)
 
 
 _SLASHES = re.compile(r"/{2,}")
@@ -251,7 +304,8 @@ def _ui_routes(server: Any) -> list[BaseRoute]:
         from .ui import ui_routes
     except ImportError:
         return []
-    return list(ui_routes(server.store, server.config))
+    # SMTP is bound before the web app is made: the empty inbox names the port really bound, even with :0.
+    return list(ui_routes(server.store, server.config, smtp_port=getattr(server, "smtp_port", None)))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -275,17 +329,19 @@ def create_app(server: MailServer) -> Starlette:
                       outputs=getattr(server, "outputs", None))
     api = Api(context)
     checks = Checks(context, api)
+    metrics: Metrics | None = getattr(server, "metrics", None)  # an embedding runtime may have none
     routes: list[BaseRoute] = [
         *api.routes(),
         *checks.routes(),
         *SendApi(context).routes(),
         *Tagging(context).routes(),
-        *Application(context, RuntimeCounters(server.hub)).routes(),
+        *Application(context, RuntimeCounters(server.hub, metrics)).routes(),
         *ChaosApi(context).routes(),
         *LiveEvents(server.store, server.hub, server.config.cors_origins, server.config.max_event_queue).routes(),
         *OpenApi().routes(),
         *MailHog(context, checks).routes(),
         *_ui_routes(server),
+        *([Route("/metrics", metrics_endpoint(metrics, server.store.stats), methods=["GET"])] if metrics else []),
     ]
 
     config = server.config
@@ -297,9 +353,11 @@ def create_app(server: MailServer) -> Starlette:
     extra: list[BaseRoute] = [Route("/mcp", endpoint=mcp_endpoint)] if mcp_endpoint is not None else []
     return Starlette(
         routes=[*merged(routes), *extra],
-        # The frame (Date, clean paths), then the Host check: a rebound name is refused whatever it asks. Then CORS: a browser's preflight
-        # carries no credentials and must still be answered.
-        middleware=[Middleware(Frame),
+        # The frame (Date, clean paths, the webroot), then the request metrics, then the Host check: a rebound
+        # name is refused whatever it asks. Then CORS: a browser's preflight carries no credentials and must still
+        # be answered.
+        middleware=[Middleware(Frame, webroot=config.webroot),
+                    *([Middleware(HttpMetrics, metrics=metrics)] if metrics else []),
                     Middleware(HostCheck, allowed=config.allowed_hosts,
                                listen_host=config.http.host if config.http else None, hostname=config.hostname),
                     Middleware(Cors, origins=config.cors_origins),

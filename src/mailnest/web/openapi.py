@@ -57,8 +57,9 @@ SCHEMAS: dict[str, Any] = {
         "ID": STR, "MessageID": STR, "Read": BOOL, "From": ref("Address"), "To": _ADDRESS_LIST, "Cc": _ADDRESS_LIST,
         "Bcc": _ADDRESS_LIST, "ReplyTo": _ADDRESS_LIST, "Subject": STR, "Created": {"type": "string", "format": "date-time"},
         "Tags": TAG_NAMES, "Size": INT, "Attachments": INT, "Snippet": STR, "Folder": FOLDER,
+        "Username": {"type": "string", "description": "the SMTP AUTH user it was sent with ('' when none)"},
     }, ("ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "Created", "Tags", "Size",
-        "Attachments", "Snippet", "Folder")),
+        "Attachments", "Snippet", "Folder", "Username")),
     "MessagesSummary": obj({
         "total": INT, "unread": INT, "count": INT, "messages_count": INT, "messages_unread": INT, "start": INT,
         "tags": TAG_NAMES, "messages": array(ref("MessageSummary")),
@@ -111,9 +112,10 @@ SCHEMAS: dict[str, Any] = {
                                        "description": "default 451 (Sender, Recipient) or 535 (Authentication)"},
                          "Probability": {"type": "number", "minimum": 0, "maximum": 100, "description": "percent",
                                          "default": 0}},
-                        additionalProperties=False),
+                        description="Unknown fields are ignored, as Mailpit ignores them"),
     "ChaosTriggers": obj({"Sender": ref("ChaosTrigger"), "Recipient": ref("ChaosTrigger"),
-                          "Authentication": ref("ChaosTrigger")}, additionalProperties=False),
+                          "Authentication": ref("ChaosTrigger")},
+                         description="Unknown fields are ignored, as Mailpit ignores them"),
     "SendRequest": obj({
         "From": _SEND_ADDRESS, "To": array(_SEND_ADDRESS), "Cc": array(_SEND_ADDRESS), "Bcc": array(EMAIL),
         "ReplyTo": array(_SEND_ADDRESS), "Subject": ONE_LINE, "Text": STR, "HTML": STR,
@@ -162,7 +164,7 @@ SCHEMAS: dict[str, Any] = {
             "RejectAuthChance")},
         "LinkSpeedMin": {"type": "integer", "minimum": 1, "maximum": MAX_LINK_SPEED},
         "LinkSpeedMax": {"type": "integer", "minimum": 1, "maximum": MAX_LINK_SPEED},
-    }, additionalProperties=False),
+    }, description="Unknown fields are ignored, as MailHog ignores them"),
 }
 
 
@@ -233,6 +235,9 @@ MH_LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_START
                  "Page size (at most 250 are returned)")
 EMPTY = {"description": "Empty body"}
 HTML = {"description": "HTML", "content": {"text/html": {"schema": STR}}}
+REMOTE = query("remote", {"type": "string", "enum": ["1"]}, "1: allow remote images, styles and fonts")
+UI_REDIRECT = {"description": "A redirect to the web UI, that message or search open (Location: webroot#...)",
+               "headers": {"Location": {"schema": STR}}}
 
 
 def paths() -> dict[str, Any]:
@@ -280,7 +285,7 @@ def paths() -> dict[str, Any]:
         },
         "/api/v1/message/{ID}/release": {
             "post": op("Release a message through the configured relay", OK, tags="message", params=[ID],
-                       body=obj({"To": {**array(EMAIL), "minItems": 1}}, ("To",), additionalProperties=False),
+                       body=obj({"To": {**array(EMAIL), "minItems": 1}}, ("To",)),
                        body_required=True,
                        fail=(400, 403, 404, 502)),
         },
@@ -352,8 +357,25 @@ def paths() -> dict[str, Any]:
                                            tags="application")},
         "/api/v1/swagger.json": {"get": op("This document, where Mailpit serves its own",
                                            json_response("OpenAPI 3.0", {"type": "object"}), tags="application")},
-        "/view/{ID}.html": {"get": op("The message's HTML, sanitized (web UI)", HTML, tags="testing",
-                                      params=[ID], responses={"200": HTML, "404": HTML})},
+        "/view/{ID}.html": {"get": op("The message's own HTML, cid: references pointing at its parts (Mailpit's "
+                                      "testing route; served under a CSP sandbox without scripts, nothing remote "
+                                      "unless remote=1)", HTML, tags="testing",
+                                      params=[ID, *LATEST, query("embed", {"type": "string", "enum": ["1"]},
+                                                                 '1: every link gets target="_blank" '
+                                                                 'rel="noreferrer noopener"'), REMOTE],
+                                      responses={"200": HTML, "400": text_response("Bad query"),
+                                                 "404": text_response("Not found")})},
+        "/view/{ID}.preview.html": {"get": op("The message's HTML, sanitized (the web UI's preview)", HTML,
+                                              tags="web UI", params=[ID, REMOTE],
+                                              responses={"200": HTML, "404": HTML})},
+        "/view/{ID}": {"get": op("Open the web UI at this message (latest: the newest, or the newest matching "
+                                 "query)", UI_REDIRECT, tags="web UI", params=[ID, *LATEST],
+                                 responses={"302": UI_REDIRECT, "400": text_response("Bad query")})},
+        "/search": {"get": op("Open the web UI at this search", UI_REDIRECT, tags="web UI",
+                              params=[query("q", STR, "The search (mailnest's search language)")],
+                              responses={"302": UI_REDIRECT})},
+        "/metrics": {"get": op("Prometheus metrics (text exposition format)", text_response("Metrics"),
+                               tags="application", fail=())},
         "/view/{ID}.txt": {"get": op("The message's text (web UI)", text_response("Text"), tags="testing",
                                      params=[ID], responses={"200": text_response("Text"),
                                                               "404": text_response("Not found")})},
@@ -414,7 +436,7 @@ def paths() -> dict[str, Any]:
             "post": op("Release a message (MailHog; through the configured relay)", EMPTY, tags="mailhog",
                        params=[in_path("ID", "Message ID")],
                        body=obj({"Email": EMAIL, "Host": STR, "Port": STR, "Username": STR, "Password": STR,
-                                 "Mechanism": STR}, ("Email",), additionalProperties=False),
+                                 "Mechanism": STR}, ("Email",)),
                        fail=(400, 403, 404, 502), body_required=True),
         },
     }

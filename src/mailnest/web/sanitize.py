@@ -1,5 +1,9 @@
 """Captured HTML -> a preview document that cannot run script, post a form or call home. Pure: no I/O.
 
+Also the two small changes the original HTML gets where it is served as written (`/view/{ID}.html`, made
+harmless by its response headers rather than by rewriting): `cid:` references pointed at the parts, and, asked,
+link targets (`link_parts`, `embed_links`).
+
 Captured mail is hostile. Three layers keep it harmless, each enough on its own for script:
 1. nh3 keeps only presentational tags and attributes and only the URL schemes a preview needs;
 2. this module rewrites every URL-bearing attribute and every CSS `url()`: `cid:` becomes the message's own
@@ -14,6 +18,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
+from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import nh3
 
@@ -235,3 +241,65 @@ def document(preview: Preview) -> str:
 def text_document(text: str) -> str:
     """A text body as an HTML document, for viewers that want one (escaped, never interpreted)."""
     return _DOCUMENT.format(body="<pre>" + escape(text or "") + "</pre>")
+
+
+# --- The original HTML --------------------------------------------------------------------------------------
+
+# A `cid:` reference in an attribute value (quoted or not) or a CSS url(): where Mailpit rewrites it, and in CSS.
+_CID_REFERENCE = re.compile(r"""(=[ \t\r\n]*["']?|url\([ \t\r\n]*["']?)cid:([^"'\s>)]+)""", re.I)
+
+
+def link_parts(html: str, cid_urls: Mapping[str, str]) -> str:
+    """The HTML as written, with each `cid:` reference to a part of the message replaced by `cid_urls`' URL for
+    that part (Content-IDs compared as `sanitize` does, also %-decoded). Everything else, unknown Content-IDs
+    included, stays byte for byte. One linear pass."""
+    if not cid_urls or "cid:" not in html.lower():
+        return html
+    urls = {_cid_key(k): v for k, v in cid_urls.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        written = match.group(2)
+        url = urls.get(_cid_key(written)) or urls.get(_cid_key(unquote(written)))
+        return match.group(1) + escape(url) if url else match.group(0)
+
+    return _CID_REFERENCE.sub(replace, html)
+
+
+class _Anchors(HTMLParser):
+    """Where each `<a>` start tag is, as written, and its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.found: list[tuple[tuple[int, int], str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        text = self.get_starttag_text()
+        if tag == "a" and text:
+            self.found.append((self.getpos(), text, attrs))
+
+    handle_startendtag = handle_starttag
+
+
+def embed_links(html: str) -> str:
+    """Every link opens in a new browsing context without a referrer (`target="_blank" rel="noreferrer
+    noopener"`, Mailpit's `?embed=1`); only the `<a>` start tags change."""
+    parser = _Anchors()
+    parser.feed(html)
+    parser.close()
+    if not parser.found:
+        return html
+    line_starts = [0]
+    for match in re.finditer("\n", html):
+        line_starts.append(match.end())
+    out: list[str] = []
+    done = 0
+    for (line, column), text, attrs in parser.found:
+        start = line_starts[line - 1] + column
+        if start < done or html[start:start + len(text)] != text:
+            continue  # the parser and the text disagree: leave that tag as written
+        kept = "".join(f" {name}" if value is None else f' {name}="{escape(value)}"'
+                       for name, value in attrs if name not in ("target", "rel"))
+        out += [html[done:start], f'<a{kept} target="_blank" rel="noreferrer noopener">']
+        done = start + len(text)
+    out.append(html[done:])
+    return "".join(out)

@@ -1,9 +1,18 @@
-"""The web UI's routes: the page, its static files, and the sanitized message preview.
+"""The web UI's routes: the page, its static files, the message's HTML (original and sanitized), the UI links.
 
 The page itself only ever talks to the public HTTP API. The preview routes are here rather than in the API
-because they exist for the page: `/view/{ID}.html` is what the sandboxed iframe loads, under a CSP that allows
-no script, no form target and (by default) no remote image; `/view/{ID}.json` tells the page what the preview
-blocked and which links the message holds.
+because they exist for the page: `/view/{ID}.preview.html` is what the sandboxed iframe loads, sanitized, under a
+CSP that allows no script, no form target and (by default) no remote image; `/view/{ID}.json` tells the page what
+the preview blocked and which links the message holds.
+
+`/view/{ID}.html` is Mailpit's testing route: the message's own HTML, unchanged but for `cid:` references (and,
+with `?embed=1`, link targets), so a browser test finds the email's forms and buttons. It is made harmless by its
+headers instead: a CSP sandbox without scripts and without remote fetches unless `?remote=1`.
+
+`/view/{ID}`, `/view/latest` and `/search?q=` are the links Mailpit clients print (pytest-mailpit's failure
+reports): they redirect to the page, which opens that message or that search (its state lives in the URL's
+fragment, `#id=...&q=...`). Every path here is inside the webroot (`app.py` strips it from requests and puts it
+back on a redirect's Location); a URL written into a document served here carries it (`cid:` part links).
 """
 
 from __future__ import annotations
@@ -14,16 +23,18 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from html import escape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..config import Config
+from ..config import Config, Listen
 from ..models import Message as MailMessage
 from ..search import QueryError
 from ..store.base import Store
@@ -99,6 +110,35 @@ def preview_headers(*, allow_remote: bool = False) -> dict[str, str]:
     }
 
 
+def original_csp(*, allow_remote: bool) -> str:
+    """The original HTML's policy: the document is sandboxed without `allow-scripts`, so no script, inline
+    handler or `javascript:` URL in it runs, whatever the markup. A link clicked navigates as in the email (the
+    document itself, a new window, or the top window when framed: by user activation only), and a form the
+    reader submits goes where the email sends it (no script can submit one). Images, styles, fonts and media come
+    from this server (the message's parts) and `data:` only: captured HTML fetches nothing remote unless asked
+    (`?remote=1`), so opening it tells no tracker the address is live."""
+    remote = " http: https:" if allow_remote else ""
+    return "; ".join([
+        "default-src 'none'",
+        f"img-src 'self' data:{remote}",
+        f"style-src 'self' 'unsafe-inline'{remote}",
+        f"font-src 'self' data:{remote}",
+        f"media-src 'self' data:{remote}",
+        "base-uri 'none'",
+        "frame-ancestors 'self'",
+        "sandbox allow-forms allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation",
+    ])
+
+
+def original_headers(*, allow_remote: bool = False) -> dict[str, str]:
+    return {
+        **COMMON_HEADERS,
+        "Content-Security-Policy": original_csp(allow_remote=allow_remote),
+        "X-Frame-Options": "SAMEORIGIN",
+        "Cache-Control": "private, no-cache",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class _Asset:
     body: bytes
@@ -112,7 +152,9 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 
 
 # References between the UI's files, rewritten to carry the assets' version so browsers may cache them for good.
-_REFERENCES = re.compile(rb'((?:src|href)="/static/[^"?]+|from "\./[^"?]+\.js|url\("/static/[^"?]+)"')
+# All relative (the page is served at the webroot, whatever it is): `static/...` from the page, `./x.js` between
+# modules, `../icons/...` from the stylesheet.
+_REFERENCES = re.compile(rb'((?:src|href)="static/[^"?]+|from "\./[^"?]+\.js|url\("\.\./[^"?]+)"')
 
 
 def _load_assets(root: Path) -> tuple[dict[str, _Asset], str]:
@@ -145,20 +187,28 @@ _PREVIEW_BUDGET = 16 * 1024 * 1024  # characters of kept previews, at most
 
 
 class UI:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store, config: Config, *, smtp_port: int | None = None) -> None:
+        """`smtp_port` is the SMTP listener's bound port, where the caller knows it (with `--smtp :0` the config
+        says 0); without it the page names the configured port, or none for port 0."""
         self.store = store
         self.config = config
+        self.webroot = config.webroot
         self._assets, self.version = _load_assets(STATIC_DIR)
-        self._index = self._assets["index.html"].body
+        self._index = _with_smtp(_with_label(self._assets["index.html"].body, config.label),
+                                 smtp_address(config, smtp_port))
         self._previews: OrderedDict[tuple[str, bool], asyncio.Future[sanitize.Preview]] = OrderedDict()
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/static/{path:path}", self.static, methods=["GET"]),
-            Route("/view/{id}.html", self.view_html, methods=["GET"]),
+            # Before /view/{id}.html, which would take "X.preview" for an ID.
+            Route("/view/{id}.preview.html", self.view_preview, methods=["GET"]),
+            Route("/view/{id}.html", self.view_original, methods=["GET"]),
             Route("/view/{id}.txt", self.view_text, methods=["GET"]),
             Route("/view/{id}.json", self.view_info, methods=["GET"]),
+            Route("/view/{id}", self.open_message, methods=["GET"]),
+            Route("/search", self.open_search, methods=["GET"]),
         ]
 
     async def index(self, request: Request) -> Response:
@@ -195,13 +245,13 @@ class UI:
             log.info("%s %s -> 400 %s", request.method, request.url.path, reason)
             return reason
 
-    @staticmethod
-    def _part_urls(message: MailMessage) -> dict[str, str]:
+    def _part_urls(self, message: MailMessage) -> dict[str, str]:
         """Content-ID -> URL of that part, so `cid:` images in the HTML resolve to this server."""
         urls: dict[str, str] = {}
         for part in (*message.inline, *message.attachments):
             if part.content_id and part.part_id:
-                urls[part.content_id] = f"/api/v1/message/{quote(message.id, safe='')}/part/{quote(part.part_id)}"
+                urls[part.content_id] = (f"{self.webroot}api/v1/message/{quote(message.id, safe='')}"
+                                         f"/part/{quote(part.part_id)}")
         return urls
 
     async def _preview(self, message: MailMessage, *, allow_remote: bool) -> sanitize.Preview:
@@ -231,7 +281,7 @@ class UI:
             self._previews.popitem(last=False)
             total -= sizes.pop(0)
 
-    async def view_html(self, request: Request) -> Response:
+    async def view_preview(self, request: Request) -> Response:
         allow_remote = request.query_params.get("remote") == "1"
         headers = preview_headers(allow_remote=allow_remote)
         message = await self._message_or_reason(request)
@@ -246,6 +296,46 @@ class UI:
             return Response(body, status_code=404, media_type="text/html; charset=utf-8", headers=headers)
         body = sanitize.document(await self._preview(message, allow_remote=allow_remote))
         return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+
+    async def view_original(self, request: Request) -> Response:
+        """The message's own HTML, as Mailpit serves it: 404 with a reason for an unknown message or one without
+        an HTML part, 400 for a bad `latest` query."""
+        headers = original_headers(allow_remote=request.query_params.get("remote") == "1")
+        message = await self._message_or_reason(request)
+        if isinstance(message, str):
+            return PlainTextResponse(message + "\n", status_code=400, headers=headers)
+        if message is None:
+            return PlainTextResponse("message not found\n", status_code=404, headers=headers)
+        if not message.html:
+            return PlainTextResponse("this message has no HTML part\n", status_code=404, headers=headers)
+        html = await _off_loop(partial(sanitize.link_parts, cid_urls=self._part_urls(message)), message.html)
+        if request.query_params.get("embed") == "1":
+            html = await _off_loop(sanitize.embed_links, html)
+        return Response(html, media_type="text/html; charset=utf-8", headers=headers)
+
+    async def open_message(self, request: Request) -> Response:
+        """`/view/{ID}` and `/view/latest` (newest matching `?query=`, as Mailpit): the page, that message open;
+        the page alone when there is no such message."""
+        id_ = request.path_params["id"]
+        try:
+            tz_param(request)  # checked whatever the ID, so that a mistyped link says so rather than open the page
+            query_param(request)
+            if id_ == "latest":
+                message = await self._message(request)
+                id_ = message.id if message else ""
+        except (ApiError, QueryError) as exc:
+            reason = exc.reason if isinstance(exc, ApiError) else f"bad search query: {exc}"
+            return PlainTextResponse(reason + "\n", status_code=400, headers=dict(COMMON_HEADERS))
+        return self._open_page({"id": id_} if id_ else {})
+
+    async def open_search(self, request: Request) -> Response:
+        """`/search?q=...` (Mailpit's UI link; `query=` too): the page showing that search."""
+        query = request.query_params.get("q") or request.query_params.get("query") or ""
+        return self._open_page({"q": query} if query.strip() else {})
+
+    def _open_page(self, state: dict[str, str]) -> Response:
+        fragment = "#" + urlencode(state, quote_via=quote) if state else ""
+        return RedirectResponse("/" + fragment, status_code=302, headers=dict(COMMON_HEADERS))
 
     async def view_text(self, request: Request) -> Response:
         message = await self._message_or_reason(request)
@@ -267,10 +357,48 @@ class UI:
                             headers={**COMMON_HEADERS, "Cache-Control": "private, no-cache"})
 
 
+def _with_label(index: bytes, label: str | None) -> bytes:
+    """The page with the instance's `--label` in its title and its header (escaped: it is text, never markup)."""
+    if not label:
+        return index
+    text = escape(label).encode()
+    index = index.replace(b"<title>mailnest</title>", b"<title>mailnest - " + text + b"</title>", 1)
+    return index.replace(b'class="instance-label" title="This instance\'s --label" hidden></span>',
+                         b'class="instance-label" title="This instance\'s --label">' + text + b"</span>", 1)
+
+
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def smtp_address(config: Config, bound_port: int | None = None) -> str:
+    """Where the empty inbox tells the reader to send mail: `127.0.0.1:1025`; `*:1025` when SMTP listens on every
+    address (the page puts in the host it was reached by); "" without SMTP or with a port not known (port 0)."""
+    listen = config.smtp
+    if listen is None:
+        return ""
+    port = bound_port or listen.port
+    if not port:
+        return ""
+    if listen.host in _WILDCARD_HOSTS:
+        return f"*:{port}"
+    return str(Listen(listen.host, port))
+
+
+def _with_smtp(index: bytes, address: str) -> bytes:
+    """The page with the SMTP address in its `mailnest-smtp` meta tag (escaped: it is an attribute value)."""
+    return index.replace(b'<meta name="mailnest-smtp" content="">',
+                         b'<meta name="mailnest-smtp" content="' + escape(address).encode() + b'">', 1)
+
+
+async def _off_loop(function: Callable[[str], str], html: str) -> str:
+    return function(html) if len(html) < _THREAD_THRESHOLD else await asyncio.to_thread(function, html)
+
+
 def _succeeded(future: asyncio.Future[sanitize.Preview]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
 
-def ui_routes(store: Store, config: Config) -> list[BaseRoute]:
-    """The UI's routes, for the application's routes table (after the API's routes)."""
-    return UI(store, config).routes()
+def ui_routes(store: Store, config: Config, *, smtp_port: int | None = None) -> list[BaseRoute]:
+    """The UI's routes, for the application's routes table (after the API's routes). `smtp_port`: the bound
+    SMTP port, so that the empty inbox names it even with `--smtp :0`."""
+    return UI(store, config, smtp_port=smtp_port).routes()

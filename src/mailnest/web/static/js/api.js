@@ -1,5 +1,6 @@
 // The HTTP API (Mailpit v1 shapes). Every call goes through request(), which turns a non-2xx answer into an
-// ApiError carrying the server's {"Error": ...} reason.
+// ApiError carrying the server's {"Error": ...} reason. Every URL is relative: the page is served at the webroot
+// (`/` or, with --webroot, e.g. `/mail/`), so `api/v1/...` resolves under it.
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -8,8 +9,8 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, { json, signal, as = "json" } = {}) {
-  const init = { method, signal, headers: { Accept: "application/json" } };
+async function request(method, path, { json, signal, as = "json", keepalive = false } = {}) {
+  const init = { method, signal, keepalive, headers: { Accept: "application/json" } };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers["Content-Type"] = "application/json";
@@ -54,33 +55,35 @@ function qs(params) {
 }
 
 export const partUrl = (id, partId, download = false) =>
-  `/api/v1/message/${enc(id)}/part/${enc(partId)}${download ? "?dl=1" : ""}`;
-export const rawUrl = (id) => `/api/v1/message/${enc(id)}/raw`;
-export const viewUrl = (id, remote = false) => `/view/${enc(id)}.html${remote ? "?remote=1" : ""}`;
+  `api/v1/message/${enc(id)}/part/${enc(partId)}${download ? "?dl=1" : ""}`;
+export const rawUrl = (id) => `api/v1/message/${enc(id)}/raw`;
+// The sanitized preview, for the page's own iframe (/view/ID.html is the message's original HTML, for tests).
+export const viewUrl = (id, remote = false) => `view/${enc(id)}.preview.html${remote ? "?remote=1" : ""}`;
 
 export const api = {
   /** One page of the inbox or of a search. */
   list({ mailbox = "", query = "", start = 0, limit = 50, signal } = {}) {
-    const path = query ? "/api/v1/search" : "/api/v1/messages";
+    const path = query ? "api/v1/search" : "api/v1/messages";
     return request("GET", path + qs({ query, mailbox, start, limit }), { signal });
   },
-  message: (id, signal) => request("GET", `/api/v1/message/${enc(id)}`, { signal }),
-  headers: (id, signal) => request("GET", `/api/v1/message/${enc(id)}/headers`, { signal }),
+  message: (id, signal) => request("GET", `api/v1/message/${enc(id)}`, { signal }),
+  headers: (id, signal) => request("GET", `api/v1/message/${enc(id)}/headers`, { signal }),
   raw: (id, signal) => request("GET", rawUrl(id), { signal, as: "bytes" }),
-  preview: (id, signal) => request("GET", `/view/${enc(id)}.json`, { signal }),
-  mailboxes: () => request("GET", "/api/v1/mailboxes"),
+  preview: (id, signal) => request("GET", `view/${enc(id)}.json`, { signal }),
+  mailboxes: () => request("GET", "api/v1/mailboxes"),
   /** The IMAP folders mail was filed in: {Folders: [{Name, Owner, Total, Unread}]}. */
-  folders: () => request("GET", "/api/v1/folders"),
-  webui: () => request("GET", "/api/v1/webui"),
-  setRead: (ids, read) => request("PUT", "/api/v1/messages", { json: { IDs: ids, Read: read }, as: "text" }),
+  folders: () => request("GET", "api/v1/folders"),
+  webui: () => request("GET", "api/v1/webui"),
+  setRead: (ids, read) => request("PUT", "api/v1/messages", { json: { IDs: ids, Read: read }, as: "text" }),
   setReadMatching: (read, { mailbox = "", query = "" }) =>
-    request("PUT", "/api/v1/messages" + qs({ mailbox }), { json: { IDs: [], Read: read, Search: query }, as: "text" }),
-  remove: (ids) => request("DELETE", "/api/v1/messages", { json: { IDs: ids }, as: "text" }),
+    request("PUT", "api/v1/messages" + qs({ mailbox }), { json: { IDs: [], Read: read, Search: query }, as: "text" }),
+  /** `keepalive`: the request outlives the page (a delete still waiting for its undo when the tab closes). */
+  remove: (ids, { keepalive = false } = {}) => request("DELETE", "api/v1/messages", { json: { IDs: ids }, as: "text", keepalive }),
   /** Everything in the view: all mail, one mailbox, or what a search matches. */
   removeMatching({ mailbox = "", query = "" }) {
-    if (query) return request("DELETE", "/api/v1/search" + qs({ query, mailbox }), { as: "text" });
-    return request("DELETE", "/api/v1/messages" + qs({ mailbox }), { json: { IDs: [] }, as: "text" });
+    if (query) return request("DELETE", "api/v1/search" + qs({ query, mailbox }), { as: "text" });
+    return request("DELETE", "api/v1/messages" + qs({ mailbox }), { json: { IDs: [] }, as: "text" });
   },
-  release: (id, to) => request("POST", `/api/v1/message/${enc(id)}/release`, { json: { To: to }, as: "text" }),
-  send: (payload) => request("POST", "/api/v1/send", { json: payload }),
+  release: (id, to) => request("POST", `api/v1/message/${enc(id)}/release`, { json: { To: to }, as: "text" }),
+  send: (payload) => request("POST", "api/v1/send", { json: payload }),
 };

@@ -85,7 +85,8 @@ export function setupCompose({ onSent }) {
       return;
     }
     const payload = {
-      From: { Email: get("from") || "mailnest@localhost", Name: get("fromName") },
+      // The From field's placeholder shows this default: what the field says is what is sent.
+      From: { Email: get("from") || form.elements.from.placeholder, Name: get("fromName") },
       To: to,
       Cc: parseAddresses(get("cc")),
       Bcc: parseAddresses(get("bcc")).map((a) => a.Email),

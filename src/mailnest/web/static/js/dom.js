@@ -46,10 +46,25 @@ export function safeHref(value) {
   }
 }
 
-/** A short notice at the bottom of the page; errors stay a little longer. */
-export function toast(text, { error = false } = {}) {
+/**
+ * A short notice at the bottom of the page; errors stay a little longer. With `action` ({label, run}) it
+ * carries a button (Undo) and stays `ms` milliseconds. Returns a handle whose dismiss() removes it at once.
+ */
+export function toast(text, { error = false, action = null, ms = error ? 7000 : 3000 } = {}) {
   const box = $("#toasts");
-  const item = h("div", { class: error ? "toast error" : "toast" }, text);
+  const item = h("div", { class: error ? "toast error" : "toast" }, h("span", {}, text));
+  const dismiss = () => {
+    clearTimeout(timer);
+    item.remove();
+  };
+  if (action) {
+    item.classList.add("with-action");
+    item.append(h("button", { type: "button", class: "toast-action", onclick: () => {
+      dismiss();
+      action.run();
+    } }, action.label));
+  }
   box.append(item);
-  setTimeout(() => item.remove(), error ? 7000 : 3000);
+  const timer = setTimeout(() => item.remove(), ms);
+  return { element: item, dismiss };
 }

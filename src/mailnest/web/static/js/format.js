@@ -7,6 +7,12 @@ const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeri
 const yearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
+/** "1 message", "2 messages", "1,024 messages": a count and its noun, in the reader's number format. */
+export function plural(count, noun, nouns = `${noun}s`) {
+  const n = Number(count) || 0;
+  return `${n.toLocaleString()} ${n === 1 ? noun : nouns}`;
+}
+
 /** Inbox time: the clock today, the day this year, the date before that. */
 export function shortDate(iso) {
   const d = new Date(iso);

@@ -3,13 +3,13 @@
 
 import { api } from "./api.js";
 import { h, fill, toast } from "./dom.js";
-import { shortAddress, shortDate } from "./format.js";
+import { plural, shortAddress, shortDate } from "./format.js";
 
 const PAGE = 50; // index.html preloads the first page: keep its limit in step
 const OVERSCAN = 8;
 
 export class Inbox {
-  constructor({ scroller, spacer, rows, count, empty, onOpen, onCounts }) {
+  constructor({ scroller, spacer, rows, count, empty, onOpen, onCounts, onError }) {
     this.scroller = scroller;
     this.spacer = spacer;
     this.rows = rows;
@@ -17,6 +17,8 @@ export class Inbox {
     this.emptyEl = empty;
     this.onOpen = onOpen;
     this.onCounts = onCounts;
+    this.onError = onError; // (reason | null): the server refused the view's query (400), or accepts it again
+    this.error = null;
     this.view = { mailbox: "", query: "" };
     this.total = 0; // messages matching the view
     this.pages = new Map(); // page index -> [Summary]
@@ -25,6 +27,7 @@ export class Inbox {
     this.selected = -1;
     this.selectedId = null;
     this.openId = null;
+    this.pending = new Set(); // IDs deleted here whose DELETE waits for the undo window to pass
     this.rowHeight = 72;
     this.loaded = false;
     this.frame = 0;
@@ -108,7 +111,9 @@ export class Inbox {
       return await api.list({ ...this.view, start: index * PAGE, limit: PAGE, signal });
     } catch (err) {
       if (err.name !== "AbortError" && generation === this.generation) {
-        toast(err.status === 400 ? `Search: ${err.message}` : `Could not load messages: ${err.message}`, { error: true });
+        // A refused query stays on screen (onError) until a query is accepted; other failures pass as a toast.
+        if (err.status === 400) this.setError(err.message);
+        else toast(`Could not load messages: ${err.message}`, { error: true });
       }
       return null;
     }
@@ -151,9 +156,18 @@ export class Inbox {
     this.inflight.set(index, { promise, controller });
   }
 
+  setError(reason) {
+    if (reason === this.error) return;
+    this.error = reason;
+    this.onError?.(reason);
+  }
+
   setTotals(result) {
+    if (result.messages) this.setError(null);
     this.total = result.messages_count ?? result.total ?? 0;
-    this.unread = result.unread ?? 0;
+    this.unread = result.unread ?? 0; // unread in the mailbox (or all mail), before any query
+    // Unread among what the query matches: what a search's count must say (older servers: the view's figure).
+    this.matchingUnread = result.messages_unread ?? this.unread;
     this.viewTotal = result.total ?? this.total;
     this.tags = result.tags || [];
     if (this.selectedId) {
@@ -213,7 +227,7 @@ export class Inbox {
     const css = parseFloat(getComputedStyle(this.scroller).getPropertyValue("--row-h"));
     if (css > 0) this.rowHeight = css;
     this.spacer.style.height = `${this.total * this.rowHeight}px`;
-    this.emptyEl.hidden = !this.loaded || this.total > 0;
+    this.emptyEl.hidden = !this.loaded || this.total > 0 || Boolean(this.error);
     const [first, last] = this.visibleRange();
     const rows = [];
     const missing = new Set();
@@ -243,15 +257,18 @@ export class Inbox {
     if (!s.Read) classes.push("unread");
     if (index === this.selected) classes.push("selected");
     if (s.ID === this.openId) classes.push("open");
+    const deleting = this.pending.has(s.ID);
+    if (deleting) classes.push("deleting");
     const to = (s.To || []).concat(s.Cc || []).map(shortAddress).filter(Boolean);
     const row = h("div", {
       class: classes.join(" "), role: "option", "data-index": index, "data-id": s.ID,
       "aria-selected": index === this.selected ? "true" : "false",
+      title: deleting ? "Deleted: undo is still possible" : null,
     },
       h("div", { class: "line1" },
         h("span", { class: "from", title: s.From?.Address || "" }, shortAddress(s.From) || "(no sender)"),
         h("span", { class: "time", title: s.Created || "" },
-          s.Attachments > 0 ? h("span", { class: "clip", title: `${s.Attachments} attachment(s)`, "aria-label": "attachments" }) : null,
+          s.Attachments > 0 ? h("span", { class: "clip", title: plural(s.Attachments, "attachment"), "aria-label": "attachments" }) : null,
           shortDate(s.Created))),
       h("span", { class: "subj" }, s.Subject || "(no subject)"),
       h("span", { class: "line3" },

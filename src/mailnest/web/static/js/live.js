@@ -41,11 +41,12 @@ export class Live {
   }
 
   connectSocket() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = new URL("api/events", document.baseURI); // under the webroot the page is served at
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     let opened = false;
     let socket;
     try {
-      socket = new WebSocket(`${scheme}//${location.host}/api/events`);
+      socket = new WebSocket(url.href);
     } catch {
       this.connectStream();
       return;
@@ -78,7 +79,7 @@ export class Live {
       return;
     }
     let opened = false;
-    const stream = new EventSource("/api/v1/events");
+    const stream = new EventSource("api/v1/events");
     stream.addEventListener("open", () => {
       opened = true;
       this.stopPolling();

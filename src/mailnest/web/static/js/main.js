@@ -3,9 +3,11 @@
 import { api } from "./api.js";
 import { confirmDialog, setupCompose, setupRelease } from "./dialogs.js";
 import { $, h, fill, toast } from "./dom.js";
+import { plural } from "./format.js";
 import { Inbox } from "./inbox.js";
 import { Live } from "./live.js";
 import { MessageView } from "./message.js";
+import { bindShortcuts, labelButtons, renderSheet } from "./shortcuts.js";
 
 const state = { mailbox: "", query: "", unread: 0 };
 
@@ -23,8 +25,12 @@ function writeHash() {
   history.replaceState(null, "", text ? `#${text}` : location.pathname);
 }
 
+// The instance's --label, written into the page by the server: "mailnest - staging", as Mailpit titles it.
+const label = $("#instance-label").hidden ? "" : $("#instance-label").textContent;
+const baseTitle = label ? `mailnest - ${label}` : "mailnest";
+
 function updateTitle() {
-  document.title = state.unread > 0 ? `(${state.unread}) mailnest` : "mailnest";
+  document.title = state.unread > 0 ? `(${state.unread}) ${baseTitle}` : baseTitle;
 }
 
 const inbox = new Inbox({
@@ -37,11 +43,97 @@ const inbox = new Inbox({
   onCounts: (list) => {
     state.unread = list.unread || 0;
     updateTitle();
-    const matching = state.query ? `${list.total.toLocaleString()} matching` : `${list.total.toLocaleString()} messages`;
-    $("#list-count").textContent = `${matching} · ${state.unread.toLocaleString()} unread`;
-    $("#delete-all-btn").textContent = state.query || state.mailbox ? "Delete these" : "Delete all";
+    // A search counts its own unread, not the mailbox's: "8 matching · 7 unread".
+    if (list.error) {
+      $("#list-count").textContent = "Search not run";
+      return;
+    }
+    const unread = state.query ? list.matchingUnread : state.unread;
+    const matching = state.query ? `${list.total.toLocaleString()} matching` : plural(list.total, "message");
+    $("#list-count").textContent = `${matching} · ${unread.toLocaleString()} unread`;
+    $("#delete-all-btn .label").textContent = state.query || state.mailbox ? "Delete these" : "Delete all";
+    showEmptyState(list);
   },
+  onError: (reason) => showSearchError(reason),
 });
+
+/** A tab strip wider than the pane scrolls sideways; `data-more` puts a cue on the side with tabs out of view. */
+function watchTabStrip() {
+  const strip = $(".tabs");
+  const update = () => {
+    const left = strip.scrollLeft > 1;
+    const right = strip.scrollLeft + strip.clientWidth < strip.scrollWidth - 1;
+    if (left || right) strip.dataset.more = left && right ? "both" : left ? "left" : "right";
+    else delete strip.dataset.more;
+  };
+  strip.addEventListener("scroll", update, { passive: true });
+  new ResizeObserver(update).observe(strip);
+  // The selected tab is brought into view (the Text tab of a text-only message may sit past the edge).
+  for (const tab of strip.querySelectorAll('[role="tab"]')) {
+    new MutationObserver(() => {
+      if (tab.getAttribute("aria-selected") === "true") tab.scrollIntoView({ block: "nearest", inline: "nearest" });
+      update();
+    }).observe(tab, { attributes: true, attributeFilter: ["aria-selected", "hidden"] });
+  }
+}
+
+// --- the empty view ---------------------------------------------------------------------------------------
+
+const DEFAULT_SMTP = "127.0.0.1:1025"; // `mailnest send`'s default --smtp
+
+/** Where to send mail, from the page's `mailnest-smtp` meta tag ("*:PORT": this page's host); "" when unknown. */
+function smtpAddress() {
+  const given = document.querySelector('meta[name="mailnest-smtp"]')?.content || "";
+  return given.startsWith("*:") ? `${location.hostname}:${given.slice(2)}` : given;
+}
+
+/** The line that sends a first message here: `--smtp` only where this server is not at send's default. */
+function sendCommand(to) {
+  const address = smtpAddress();
+  // Not known (the server was given port 0 and did not say which it got): a placeholder, never a guess.
+  const smtp = !address ? " --smtp HOST:PORT" : address !== DEFAULT_SMTP && address !== "localhost:1025" ? ` --smtp ${address}` : "";
+  return `mailnest send --to ${to}${smtp}`;
+}
+
+function setupFirstMail() {
+  const address = smtpAddress();
+  $("#empty-smtp-at").hidden = !address;
+  $("#empty-smtp-unknown").hidden = Boolean(address);
+  $("#smtp-address").textContent = address;
+  $("#send-command").textContent = sendCommand("dev@example.com");
+  $("#copy-send-command").addEventListener("click", async () => {
+    const text = $("#send-command").textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      toast("Copied");
+    } catch {
+      getSelection().selectAllChildren($("#send-command")); // no clipboard access here: selected, to copy by hand
+      toast("Selected: copy it with Ctrl+C");
+    }
+  });
+}
+
+/** An empty view says why and, for an empty inbox, how to send the first mail; the message pane steps aside. */
+function showEmptyState(list) {
+  const empty = !list.error && list.total === 0;
+  document.body.classList.toggle("view-empty", empty);
+  if (!empty) return;
+  $("#empty-title").textContent = state.query ? "No messages match this search"
+    : state.mailbox ? `No messages for ${state.mailbox}` : "No messages yet";
+  $("#empty-first-mail").hidden = Boolean(state.query); // a search that matches nothing is not an empty inbox
+  $("#send-command").textContent = sendCommand(state.mailbox && !state.mailbox.includes(" ") ? state.mailbox : "dev@example.com");
+}
+
+/** The server's reason for refusing the query, kept on screen (not a passing toast) until a query is accepted. */
+function showSearchError(reason) {
+  const box = $("#search-error");
+  box.hidden = !reason;
+  fill(box, reason ? [h("strong", {}, "Search error: "), reason] : []);
+  if (reason) searchInput.setAttribute("aria-invalid", "true");
+  else searchInput.removeAttribute("aria-invalid");
+  $("#search-form").classList.toggle("invalid", Boolean(reason));
+  inbox.render();
+}
 
 const openRelease = setupRelease();
 
@@ -50,14 +142,7 @@ const view = new MessageView({
     inbox.patch(id, { Read: read });
     inbox.refresh();
   },
-  onDeleted: (id) => {
-    const index = inbox.indexOf(id);
-    closeMessage();
-    inbox.refresh().then(() => {
-      if (index >= 0) inbox.select(Math.min(index, inbox.total - 1));
-    });
-    toast("Message deleted");
-  },
+  onDelete: (id) => deleteWithUndo(id),
   onClose: () => closeMessage(),
   release: (message) => openRelease(message),
 });
@@ -224,61 +309,103 @@ async function loadWebUI() {
 
 // --- keyboard -----------------------------------------------------------------------------------------
 
-document.addEventListener("keydown", (event) => {
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (document.querySelector("dialog[open]")) return;
-  const target = event.target;
-  const typing = target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
-  if (typing) {
-    if (event.key === "Escape" && target === searchInput) searchInput.blur();
-    return;
-  }
-  switch (event.key) {
-    case "j":
-    case "ArrowDown":
-      inbox.move(1);
-      break;
-    case "k":
-    case "ArrowUp":
-      inbox.move(-1);
-      break;
-    case "Enter":
-      if (target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement) return;
-      inbox.openSelected();
-      break;
-    case "Delete":
-      deleteSelected();
-      break;
-    case "/":
-      searchInput.focus();
-      searchInput.select();
-      break;
-    case "Escape":
+const isLink = (target) => target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement;
+
+/** Every key the page handles. The handler, the `?` sheet and the buttons' tooltips all read this table. */
+const SHORTCUTS = [
+  { keys: ["j", "ArrowDown"], does: "Next message in the list", run: () => inbox.move(1) },
+  { keys: ["k", "ArrowUp"], does: "Previous message in the list", run: () => inbox.move(-1) },
+  { keys: ["Enter"], does: "Open the highlighted message", run: (event) => !isLink(event.target) && inbox.openSelected() },
+  { keys: ["Delete"], does: "Delete the open message (or, with none open, the highlighted one); undo for a few seconds",
+    button: "#delete-btn", run: () => deleteWithUndo(deleteTarget()) },
+  { keys: ["u"], does: "Mark the open message read or unread", button: "#toggle-read-btn",
+    run: () => (view.id ? view.toggleRead() : false) },
+  { keys: ["c"], does: "Compose a new message", button: "#compose-btn", run: () => openCompose() },
+  { keys: ["/"], does: "Search", run: () => {
+    searchInput.focus();
+    searchInput.select();
+  } },
+  { keys: ["Escape"], does: "Leave the search box; close the search help; close the message", button: "#back-btn", typing: true,
+    run: (event) => {
+      if (event.target === searchInput) {
+        searchInput.blur();
+        return false; // and the browser clears the box, as it always did
+      }
+      if (event.target instanceof HTMLElement && event.target.matches("input, textarea, select, [contenteditable]")) return false;
       if (!$("#search-help").hidden) $("#search-help").hidden = true;
       else if (view.id) closeMessage();
-      break;
-    default:
-      return;
-  }
-  event.preventDefault();
-});
+      else return false;
+      return true;
+    } },
+  { keys: ["?"], does: "Show these shortcuts", button: "#shortcuts-btn", run: () => openShortcuts() },
+];
 
-async function deleteSelected() {
-  const summary = inbox.summaryAt(inbox.selected);
-  const id = summary?.ID ?? view.id;
-  if (!id) return;
-  const index = inbox.selected;
+function openShortcuts() {
+  $("#shortcuts-dialog").showModal();
+}
+
+renderSheet($("#shortcuts-table"), SHORTCUTS);
+labelButtons(SHORTCUTS);
+bindShortcuts(SHORTCUTS);
+$("#shortcuts-btn").addEventListener("click", () => openShortcuts());
+
+// Deleting is undoable for a few seconds, truthfully: the DELETE is sent only when the undo window has passed
+// (or at once when another delete starts, or the page goes away), so until then the message still exists on the
+// server and every other tab still shows it. Here its row is struck through; undo simply forgets the delete.
+const UNDO_MS = 5000;
+let pendingDelete = null; // {id, timer, notice}
+
+/** The key acts on the message being read; with none open, on the highlighted row. */
+function deleteTarget() {
+  if (view.id) return view.id;
+  return inbox.summaryAt(inbox.selected)?.ID ?? null;
+}
+
+function deleteWithUndo(id) {
+  if (!id || inbox.pending.has(id)) return;
+  commitDelete();
+  const index = inbox.indexOf(id);
+  inbox.pending.add(id);
+  if (view.id === id) closeMessage();
+  if (index >= 0 && index === inbox.selected) inbox.select(Math.min(index + 1, inbox.total - 1), { scroll: true });
+  else inbox.render();
+  const notice = toast("Message deleted", { ms: UNDO_MS, action: { label: "Undo", run: () => undoDelete(id) } });
+  pendingDelete = { id, notice, timer: setTimeout(() => commitDelete(), UNDO_MS) };
+}
+
+function undoDelete(id) {
+  if (!pendingDelete || pendingDelete.id !== id) return;
+  clearTimeout(pendingDelete.timer);
+  pendingDelete = null;
+  inbox.pending.delete(id);
+  const index = inbox.indexOf(id);
+  if (index >= 0) inbox.select(index);
+  else inbox.render();
+}
+
+async function commitDelete({ keepalive = false } = {}) {
+  if (!pendingDelete) return;
+  const { id, timer, notice } = pendingDelete;
+  pendingDelete = null;
+  clearTimeout(timer);
+  notice.dismiss();
   try {
-    await api.remove([id]);
+    await api.remove([id], { keepalive });
   } catch (err) {
+    inbox.pending.delete(id);
+    inbox.render();
     toast(`Could not delete: ${err.message}`, { error: true });
     return;
   }
-  if (view.id === id) closeMessage();
+  if (keepalive) return;
   await inbox.refresh();
-  if (index >= 0) inbox.select(Math.min(index, inbox.total - 1));
-  toast("Message deleted");
+  inbox.pending.delete(id);
+  inbox.render();
+  scheduleMailboxes();
 }
+
+// Leaving the page ends the undo window: the delete the reader asked for still happens.
+addEventListener("pagehide", () => commitDelete({ keepalive: true }));
 
 // --- live ---------------------------------------------------------------------------------------------
 
@@ -338,6 +465,8 @@ const live = new Live({
 
 // --- start --------------------------------------------------------------------------------------------
 
+setupFirstMail();
+watchTabStrip();
 const initial = readHash();
 state.mailbox = initial.mailbox;
 state.query = initial.query;

@@ -1,5 +1,5 @@
 // The message pane: header, actions and tabs. HTML is never put into this page: it is served sanitized by
-// /view/{ID}.html under its own CSP and shown in an iframe sandboxed without scripts.
+// /view/{ID}.preview.html under its own CSP and shown in an iframe sandboxed without scripts.
 
 import { api, rawUrl, viewUrl } from "./api.js";
 import { $, $$, h, fill, toast } from "./dom.js";
@@ -9,9 +9,9 @@ import {
 } from "./tabs.js";
 
 export class MessageView {
-  constructor({ onRead, onDeleted, onClose, release }) {
+  constructor({ onRead, onDelete, onClose, release }) {
     this.onRead = onRead;
-    this.onDeleted = onDeleted;
+    this.onDelete = onDelete; // (id): the page deletes it, with undo
     this.onClose = onClose;
     this.release = release;
     this.article = $("#message");
@@ -26,11 +26,12 @@ export class MessageView {
     for (const tab of $$('[role="tab"]', this.article)) tab.addEventListener("click", () => this.show(tab.dataset.tab));
     for (const button of $$("[data-width]", this.article)) button.addEventListener("click", () => this.setWidth(button.dataset.width));
     $("#toggle-read-btn").addEventListener("click", () => this.toggleRead());
-    $("#delete-btn").addEventListener("click", () => this.remove());
+    $("#delete-btn").addEventListener("click", () => this.id && this.onDelete(this.id));
     $("#back-btn").addEventListener("click", () => this.onClose());
     $("#load-remote-btn").addEventListener("click", () => this.loadRemote());
     $("#release-btn").addEventListener("click", () => this.release(this.message));
     this.frame.addEventListener("load", () => this.frameLoaded());
+    this.setupWrap();
   }
 
   /** Open a message. `summary` (from the list) lets the header show before the API answers. */
@@ -46,8 +47,9 @@ export class MessageView {
     this.article.hidden = false;
     $("#message-empty").hidden = true;
     document.body.classList.add("show-message");
-    // The preview loads in parallel with the JSON: both are needed before the message counts as open.
-    this.frame.src = viewUrl(id);
+    // The preview loads once the JSON says there is HTML: a text-only message asks for no preview (it would be
+    // a 404) and has no HTML tab.
+    this.frame.src = "about:blank";
     $("#load-remote-btn").hidden = true;
     $("#remote-note").hidden = true;
     $("#download-eml").href = rawUrl(id);
@@ -67,9 +69,13 @@ export class MessageView {
     const count = (message.Attachments || []).length + (message.Inline || []).length;
     $("#attachments-count").textContent = count ? String(count) : "";
     $("#links-count").textContent = "";
-    $("#no-html").hidden = Boolean(message.HTML);
-    $("#frame-wrap").hidden = !message.HTML;
-    this.show(message.HTML ? "html" : "text");
+    const hasHtml = Boolean(message.HTML);
+    $("#no-html").hidden = hasHtml;
+    $("#frame-wrap").hidden = !hasHtml;
+    $('[role="tab"][data-tab="html"]', this.article).hidden = !hasHtml;
+    if (hasHtml) this.frame.src = viewUrl(id);
+    else this.frameReady = true; // nothing to load: the text is the message
+    this.show(hasHtml ? "html" : "text");
     this.headerReady = true;
     this.maybeReady();
     if (!message.Read) {
@@ -199,16 +205,29 @@ export class MessageView {
     return this.setRead(this.message ? !this.message.Read : false);
   }
 
-  async remove() {
-    if (!this.id) return;
-    const id = this.id;
+  /** The Source tab wraps long lines, or shows them as they are (scrolling sideways); the choice is kept. */
+  setupWrap() {
+    const button = $("#wrap-source-btn");
+    const apply = (wrap) => {
+      button.setAttribute("aria-pressed", String(wrap));
+      $("#source-body").classList.toggle("nowrap", !wrap);
+    };
+    let stored = null;
     try {
-      await api.remove([id]);
-    } catch (err) {
-      toast(`Could not delete: ${err.message}`, { error: true });
-      return;
+      stored = localStorage.getItem("mailnest.sourceWrap");
+    } catch {
+      /* storage refused: wrap, as by default */
     }
-    this.onDeleted(id);
+    apply(stored !== "off");
+    button.addEventListener("click", () => {
+      const wrap = button.getAttribute("aria-pressed") !== "true";
+      apply(wrap);
+      try {
+        localStorage.setItem("mailnest.sourceWrap", wrap ? "on" : "off");
+      } catch {
+        /* kept for this page only */
+      }
+    });
   }
 
   /** Another client deleted what we show. */
