@@ -13,6 +13,7 @@ import json
 import mailbox
 import os
 import re
+import shlex
 import smtplib
 import subprocess
 import sys
@@ -172,3 +173,70 @@ def test_the_custom_handler_example(tmp_path: Path) -> None:
         assert api(ports, "/api/v1/messages").json()["messages"][0]["To"] == []  # no To header; envelope below
         assert api(ports, "/api/v1/message/latest").json()["Envelope"]["RcptTo"] == ["ok@example.com"]
         stop(proc)
+
+
+def serve_lines() -> list[str]:
+    """Every `mailnest serve` command line of the README's sh blocks (continuations joined), except the team
+    instance's, which tests/cluster/test_readme_team.py runs with its PostgreSQL."""
+    text = README.read_text(encoding="utf-8")
+    team = text.index("## Running a team instance")
+    text = text[:team] + text[text.index("\n## ", team + 1):]
+    found = []
+    for block in blocks(text):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith(("mailnest serve ", ".venv/bin/mailnest serve ")):
+                found.append(line)
+    return found
+
+
+def users_file(tmp_path: Path) -> None:
+    """users.txt as the README prints it, and a ui-users.txt in the same form, where a line names them."""
+    [block] = [b for b in blocks(README.read_text(encoding="utf-8"), "text") if b.startswith("# users.txt")]
+    (tmp_path / "users.txt").write_text(block)
+    (tmp_path / "ui-users.txt").write_text("admin:secret\n")
+
+
+def test_the_readme_shows_its_serve_lines() -> None:
+    assert len(serve_lines()) >= 6  # ports file, TLS twice, relay twice, chaos
+
+
+@pytest.mark.parametrize("line", serve_lines())
+def test_every_serve_line_starts(line: str, tmp_path: Path) -> None:
+    """Each `mailnest serve` line of the README starts as printed, with only its listeners moved to free ports."""
+    users_file(tmp_path)
+    words = shlex.split(line.split(" #", 1)[0].rstrip().removesuffix("&"))
+    if "--ports-file" in words:  # the test's own ports file is the one it waits for
+        at = words.index("--ports-file")
+        del words[at:at + 2]
+    environment = {"PYTHONPATH": str(tmp_path)}
+    previous = os.getcwd()
+    os.chdir(tmp_path)  # the files the line names (users.txt) are in the current folder
+    try:
+        with serving(tmp_path, *words[2:], "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                     env=environment) as (proc, ports):
+            scheme = "https" if "--http-tls" in words else "http"
+            assert httpx.get(f"{scheme}://127.0.0.1:{ports['http']}/readyz", verify=False).status_code == 200
+            code, _, err = stop(proc)
+            assert code == 0, err
+    finally:
+        os.chdir(previous)
+
+
+def test_the_tls_and_login_example(tmp_path: Path) -> None:
+    swaks = require_tool("swaks")
+    users_file(tmp_path)
+    [block] = [b for b in blocks(between("**Authentication.** By default", "**Client settings for TLS")) if "swaks" in b]
+    serve_line, swaks_line = commands(block)
+    words = shlex.split(serve_line)
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with serving(tmp_path, *words[2:], "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0") as (proc, ports):
+            sent = subprocess.run([swaks, *shlex.split(ported(swaks_line, ports))[1:]], capture_output=True,
+                                  text=True, timeout=60)
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            message = api(ports, "/api/v1/message/latest").json()
+            assert message["Envelope"]["AuthUser"] == "app" and message["Envelope"]["TLS"]
+            stop(proc)
+    finally:
+        os.chdir(previous)
