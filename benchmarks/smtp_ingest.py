@@ -1,11 +1,14 @@
-"""SMTP ingest load generator: mailnest against a bare aiosmtpd server, in the same run.
+"""SMTP ingest load generator: mailnest against two baselines that store nothing, in the same run: a bare
+aiosmtpd server (the library mailnest builds on, `bare_aiosmtpd.py`) and Node's smtp-server (`node_sink/`,
+installed with npm on first use; left out when node is missing).
 
 An asyncio client on raw sockets sends N messages over C connections (K messages per connection) to each server
-and prints messages per second, p50/p99 latency (MAIL FROM to the 250 after DATA) and the ratio to bare aiosmtpd.
-For mailnest it also prints how long after its 250 a message is visible through the API (p50/p99) and the
-server's resident memory. Figures, not a pass/fail test.
+and prints messages per second, p50/p99 latency (MAIL FROM to the 250 after DATA), the server's CPU time per
+message (user + system, from /proc) and the ratio to each baseline. For mailnest it also prints how long after its
+250 a message is visible through the API (p50/p99) and the server's resident memory. Figures, not a pass/fail
+test.
 
-    python benchmarks/smtp_ingest.py                      # the standard set (2 KB, 100 KB, 5 MB)
+    python benchmarks/smtp_ingest.py                      # the standard set (2 KB three ways, 100 KB, 5 MB)
     python benchmarks/smtp_ingest.py --size 2k --connections 10 --per-connection 10 --rounds 7 --seconds 3
     python benchmarks/smtp_ingest.py --memory 20000       # RSS after 20,000 messages
     python benchmarks/smtp_ingest.py --size 2k --body words   # varied prose instead of one repeated line
@@ -160,47 +163,88 @@ async def visibility(http_port: int, port: int, samples: int) -> tuple[float, fl
     return statistics.median(delays) * 1000, delays[int(len(delays) * 0.99)] * 1000
 
 
-def sustained(port: int, size: int, seconds: float, connections: int,
-              per_connection: int) -> tuple[float, list[dict[str, float]]]:
-    """Back-to-back loads on one server for `seconds`: (messages per second, each load's figures)."""
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    def __init__(self, name: str, port: int, pid: int) -> None:
+        self.name, self.port, self.pid = name, port, pid
+
+
+def sustained(server: Server, size: int, seconds: float, connections: int,
+              per_connection: int) -> tuple[float, float, list[dict[str, float]]]:
+    """Back-to-back loads on one server for `seconds`: (messages per second, server CPU µs per message, each
+    load's figures)."""
     runs: list[dict[str, float]] = []
+    cpu = _cpu_seconds(server.pid)
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        runs.append(asyncio.run(load(port, size=size, connections=connections, per_connection=per_connection)))
-    return len(runs) * connections * per_connection / (time.perf_counter() - started), runs
+        runs.append(asyncio.run(load(server.port, size=size, connections=connections,
+                                     per_connection=per_connection)))
+    elapsed = time.perf_counter() - started
+    sent = len(runs) * connections * per_connection
+    return sent / elapsed, (_cpu_seconds(server.pid) - cpu) / sent * 1e6, runs
 
 
 def run_sustained(size: int, connections: int, per_connection: int, seconds: float,
-                  servers: dict[str, int]) -> None:
+                  servers: list[Server]) -> None:
     print(f"\n{_human(size)} messages, {connections} connections x {per_connection} messages, back to back for "
           f"{seconds:.0f} s per server:")
-    rates = {name: sustained(port, size, seconds, connections, per_connection)[0] for name, port in servers.items()}
-    for name, rate in rates.items():
-        print(f"  {name:14s} {rate:8.1f} msgs/s  ratio {rate / rates['bare-aiosmtpd']:4.2f}x")
+    rates = {server.name: sustained(server, size, seconds, connections, per_connection)[:2] for server in servers}
+    for name, (rate, cpu) in rates.items():
+        print(f"  {name:14s} {rate:8.1f} msgs/s  {cpu:7.0f} us CPU/msg  ratio to bare aiosmtpd "
+              f"{rate / rates['bare-aiosmtpd'][0]:4.2f}x")
 
 
 def run_case(size: int, connections: int, per_connection: int, rounds: int, seconds: float,
-             servers: dict[str, int]) -> None:
-    """Interleaved sustained rounds (each server gets `seconds` of back-to-back load per round, A B A B); the
-    median of the rounds, and the median of the per-round ratios to bare aiosmtpd."""
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-    for _ in range(rounds):  # interleave the servers so noise hits both alike
-        for name, port in servers.items():
-            rate, runs = sustained(port, size, seconds, connections, per_connection)
-            results[name].append({"msgs_per_s": rate, "mb_per_s": rate * size / 1e6,
-                                  "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                                  "p99_ms": max(r["p99_ms"] for r in runs)})
-    ratios = [m["msgs_per_s"] / b["msgs_per_s"] for m, b in zip(results["mailnest"], results["bare-aiosmtpd"],
-                                                              strict=True)]
+             servers: list[Server]) -> None:
+    """Interleaved sustained rounds (each server gets `seconds` of back-to-back load per round, A B C A B C); the
+    median of the rounds, and the median of the per-round ratios to each baseline."""
+    results: dict[str, list[dict[str, float]]] = {server.name: [] for server in servers}
+    for _ in range(rounds):  # interleave the servers so noise hits them alike
+        for server in servers:
+            rate, cpu, runs = sustained(server, size, seconds, connections, per_connection)
+            results[server.name].append({"msgs_per_s": rate, "mb_per_s": rate * size / 1e6, "cpu_us": cpu,
+                                         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                                         "p99_ms": max(r["p99_ms"] for r in runs)})
     print(f"\n{_human(size)} messages, {connections} connections x {per_connection} messages, back to back for "
           f"{seconds:g} s per server and round, median of {rounds} interleaved rounds:")
     for name, rs in results.items():
         print(f"  {name:14s} {statistics.median(r['msgs_per_s'] for r in rs):8.1f} msgs/s  "
               f"{statistics.median(r['mb_per_s'] for r in rs):7.1f} MB/s  "
               f"p50 {statistics.median(r['p50_ms'] for r in rs):7.2f} ms  "
-              f"p99 {statistics.median(r['p99_ms'] for r in rs):7.2f} ms")
-    print(f"  ratio mailnest / bare aiosmtpd {statistics.median(ratios):4.2f}x "
-          f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+              f"p99 {statistics.median(r['p99_ms'] for r in rs):7.2f} ms  "
+              f"CPU {statistics.median(r['cpu_us'] for r in rs):6.0f} us/msg")
+    for baseline in [name for name in results if name != "mailnest"]:
+        ratios = [m["msgs_per_s"] / b["msgs_per_s"] for m, b in zip(results["mailnest"], results[baseline],
+                                                                  strict=True)]
+        print(f"  ratio mailnest / {baseline} {statistics.median(ratios):4.2f}x "
+              f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+
+
+# The standard set: (size, connections, messages per connection). "Persistent" connections each send for the
+# whole of a round; the others open, send their few messages and quit, over and over.
+STANDARD = [(2 * 1024, 10, 10), (2 * 1024, 50, 10), (2 * 1024, 10, 300), (100 * 1024, 10, 10),
+            (5 * 1024 * 1024, 2, 5)]
+
+
+def node_sink() -> list[str] | None:
+    """The command of the Node baseline, installing smtp-server with npm on first use; None without node."""
+    import shutil
+
+    node, npm = shutil.which("node"), shutil.which("npm")
+    folder = HERE / "node_sink"
+    if node is None:
+        return None
+    if not (folder / "node_modules" / "smtp-server").is_dir():
+        if npm is None:
+            return None
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=folder, check=True)
+    return [node, str(folder / "sink.js")]
 
 
 def _human(size: int) -> str:
@@ -226,6 +270,7 @@ def main() -> None:
                         help="message body: one repeated line (default) or varied prose")
     parser.add_argument("--sustain", type=float, default=0, metavar="SECONDS",
                         help="one long flood per server instead of interleaved rounds: this many seconds each")
+    parser.add_argument("--no-node", action="store_true", help="leave out the Node smtp-server baseline")
     args = parser.parse_args()
     global BODY
     BODY = args.body
@@ -237,18 +282,26 @@ def main() -> None:
                                    "--log-level", "WARNING", "--max-messages", "0"], nest_ports_file, "json")
         bare, bare_ports = _start([sys.executable, str(HERE / "bare_aiosmtpd.py"), str(bare_port_file)],
                                   bare_port_file, None)
-        servers = {"bare-aiosmtpd": bare_ports["smtp"], "mailnest": nest_ports["smtp"]}
+        procs = [nest, bare]
+        servers = [Server("bare-aiosmtpd", bare_ports["smtp"], bare.pid)]
+        node = node_sink() if not args.no_node else None
+        if node is not None:
+            node_port_file = Path(tmp, "node.port")
+            node_proc, node_ports = _start([*node, str(node_port_file)], node_port_file, None)
+            procs.append(node_proc)
+            servers.append(Server("node-smtp", node_ports["smtp"], node_proc.pid))
+        servers.append(Server("mailnest", nest_ports["smtp"], nest.pid))
         try:
-            print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+            print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, baselines: "
+                  f"{', '.join(s.name for s in servers if s.name != 'mailnest')}")
             if args.sustain:
                 for size in ([args.size] if args.size else [2 * 1024, 100 * 1024]):
                     run_sustained(size, args.connections, args.per_connection, args.sustain, servers)
             elif args.size:
                 run_case(args.size, args.connections, args.per_connection, args.rounds, args.seconds, servers)
             else:
-                run_case(2 * 1024, 10, 10, args.rounds, args.seconds, servers)
-                run_case(100 * 1024, 10, 10, args.rounds, args.seconds, servers)
-                run_case(5 * 1024 * 1024, 2, 5, args.rounds, args.seconds, servers)
+                for size, connections, per_connection in STANDARD:
+                    run_case(size, connections, per_connection, args.rounds, args.seconds, servers)
             p50, p99 = asyncio.run(visibility(nest_ports["http"], nest_ports["smtp"], 200))
             print(f"\nvisible through the API after its 250: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             if args.memory:
@@ -261,7 +314,7 @@ def main() -> None:
                 print(f"mailnest RSS: {before:.1f} MB before, {_rss_mb(nest.pid):.1f} MB after {sent} more "
                       f"2 KB messages")
         finally:
-            for proc in (nest, bare):
+            for proc in procs:
                 proc.terminate()
                 proc.wait(10)
 
