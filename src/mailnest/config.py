@@ -214,6 +214,7 @@ class Config:
     max_age: float | None = None  # seconds; None = keep forever
     ignore_duplicate_ids: bool = False  # 250 to a message whose Message-ID is stored already, and keep the first
     use_message_dates: bool = False  # date messages by their Date header rather than their arrival
+    compress: bool = False  # keep raw message bytes zstd-compressed at rest (read back exactly as received)
 
     # SMTP
     max_message_size: int = 50 * 1024 * 1024  # 0 = unlimited (kept as UNLIMITED_SIZE)

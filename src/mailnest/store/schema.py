@@ -144,6 +144,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             DELETE FROM message_ids WHERE uid = old.uid;
         END""",
     ),
+    (  # 6: how each row's raw bytes are stored (store/codec.py): 0 as received, 1 one zstd frame (--compress)
+        "ALTER TABLE bodies ADD COLUMN raw_codec INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 

@@ -47,5 +47,5 @@ def open_store(config: Config, hub: Hub) -> Store:
 
         store = SQLiteStore(config.db, hub, max_messages=config.max_messages, max_age=config.max_age)
     store.configure_ingest(ignore_duplicate_ids=config.ignore_duplicate_ids,
-                           use_message_dates=config.use_message_dates)
+                           use_message_dates=config.use_message_dates, compress=config.compress)
     return store

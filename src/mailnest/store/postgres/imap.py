@@ -63,6 +63,9 @@ class ImapMixin:
         async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
                          pipeline: bool = False) -> T: ...
         async def prepare_off_loop(self, item: Item) -> Prepared: ...
+        async def _decoded(self, rows: list[tuple[Any, Any, int]], prefix: int | None = None
+                           ) -> dict[Any, bytes]: ...
+        compress: bool
         @classmethod
         async def _insert_prepared(cls, tx: Tx, prepared: Sequence[Prepared], *, folder: str = "", owner: str = "",
                                    flags: str = "", uids: Sequence[int] = ()) -> list[int]: ...
@@ -216,8 +219,8 @@ class ImapMixin:
 
     async def imap_raw(self, uids: Sequence[int]) -> dict[int, bytes]:
         async def run(tx: Tx) -> dict[int, bytes]:
-            rows = await tx.all("SELECT uid, raw FROM bodies WHERE uid = ANY(%s)", (list(uids),))
-            return {int(uid): bytes(raw) for uid, raw in rows}
+            rows = await tx.all("SELECT uid, raw, raw_codec FROM bodies WHERE uid = ANY(%s)", (list(uids),))
+            return {int(uid): raw for uid, raw in (await self._decoded(rows)).items()}
 
         return await self._read(run)
 
@@ -228,16 +231,18 @@ class ImapMixin:
         async def run(tx: Tx) -> dict[int, bytes]:
             found: dict[int, bytes] = {}
             long_headers = []
-            for uid, head in await tx.all(f"SELECT uid, substring(raw FROM 1 FOR {_HEADER_PREFIX}) FROM bodies "
-                                          "WHERE uid = ANY(%s)", (list(uids),)):
-                head = bytes(head)
+            # A compressed row is read whole (its prefix is not the message's) and only its head decoded.
+            rows = await tx.all(
+                f"SELECT uid, CASE raw_codec WHEN 0 THEN substring(raw FROM 1 FOR {_HEADER_PREFIX}) ELSE raw END, "
+                "raw_codec FROM bodies WHERE uid = ANY(%s)", (list(uids),))
+            for uid, head in (await self._decoded(rows, _HEADER_PREFIX)).items():
                 end = block_end(head, 0)[1]
                 if end == len(head) == _HEADER_PREFIX:
                     long_headers.append(int(uid))
                 found[int(uid)] = head[:end]
             if long_headers:
-                for uid, raw in await tx.all("SELECT uid, raw FROM bodies WHERE uid = ANY(%s)", (long_headers,)):
-                    raw = bytes(raw)
+                rows = await tx.all("SELECT uid, raw, raw_codec FROM bodies WHERE uid = ANY(%s)", (long_headers,))
+                for uid, raw in (await self._decoded(rows)).items():
                     found[int(uid)] = raw[:block_end(raw, 0)[1]]
             return found
 
@@ -290,7 +295,7 @@ class ImapMixin:
         owner = owner_of(login)
         envelope = Envelope(mail_from="", rcpt_tos=(login,) if login else (), source="imap",
                             received=date or datetime.now(UTC))
-        prepared = await self.prepare_off_loop(Item(bytes(raw), envelope, (), _SEEN in flags))
+        prepared = await self.prepare_off_loop(Item(bytes(raw), envelope, (), _SEEN in flags, compress=self.compress))
         extra = _flag_text(flags)
         inbox = folder == INBOX
 
@@ -327,8 +332,9 @@ class ImapMixin:
                     (id_, "" if inbox else folder, "" if inbox else owner, uid))
                 assert row is not None
                 new_uid = int(row[0])
-                await tx.run("INSERT INTO bodies (uid, raw, text, html, extra_json) "
-                             "SELECT %s, raw, text, html, extra_json FROM bodies WHERE uid = %s", (new_uid, uid))
+                await tx.run("INSERT INTO bodies (uid, raw, raw_codec, text, html, extra_json) "
+                             "SELECT %s, raw, raw_codec, text, html, extra_json FROM bodies WHERE uid = %s",
+                             (new_uid, uid))
                 await tx.run("INSERT INTO search_index (uid, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, words) "
                              "SELECT %s, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, words "
                              "FROM search_index WHERE uid = %s", (new_uid, uid))

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ... import events, search
 from ...models import Envelope, Summary
+from .. import codec
 from ..base import DuplicateMessageError, StoreFullError, StoreUnavailableError
 from ..faithful import faithful_text
 from ..sqlite.prepare import PREPARE_ON_LOOP_UP_TO, _Prepared
@@ -58,7 +59,8 @@ Prepared = _Prepared
 # The type of every column the ingest writes that is not text (schema.py; tests/store/postgres checks this
 # against the database): an array parameter is cast to it.
 COLUMN_TYPES = {"uid": "bigint", "created": "double precision", "sent": "double precision", "size": "bigint",
-                "attachments": "integer", "inline": "integer", "read": "integer", "raw": "bytea"}
+                "attachments": "integer", "inline": "integer", "read": "integer", "raw": "bytea",
+                "raw_codec": "integer"}
 SEARCH_COLUMNS = ("uid", *search.CONTENT_COLUMNS, "words")
 RECIPIENT_COLUMNS = ("mailbox", "uid")
 
@@ -94,6 +96,7 @@ class Item:
     future: asyncio.Future[Summary] | None = None
     prepared: Prepared | None = field(default=None, repr=False)
     use_message_dates: bool = False  # the store's option, carried to the parse thread
+    compress: bool = False  # the store's option too: raw bytes stored zstd-compressed (codec.py)
 
 
 def _text(value: Any) -> Any:
@@ -107,7 +110,8 @@ def _text(value: Any) -> Any:
 
 def prepare(item: Item) -> Prepared:
     """SQLiteStore's rows for one message, cleaned for PostgreSQL text."""
-    prepared = prepare_rows(item.raw, item.envelope, item.tags, item.read, use_message_dates=item.use_message_dates)
+    prepared = prepare_rows(item.raw, item.envelope, item.tags, item.read, use_message_dates=item.use_message_dates,
+                            compress=item.compress)
     return prepared._replace(row={k: _text(v) for k, v in prepared.row.items()},
                              body={k: _text(v) for k, v in prepared.body.items()},
                              fts=tuple(map(_text, prepared.fts)), mailboxes=[_text(m) for m in prepared.mailboxes])
@@ -121,6 +125,7 @@ class IngestMixin:
         work_plan: WorkPlan
         ignore_duplicate_ids: bool
         use_message_dates: bool
+        compress: bool
         duplicates_ignored: int
 
         async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, announce: bool = True,
@@ -160,7 +165,7 @@ class IngestMixin:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
         item = Item(bytes(raw), envelope, tuple(tags), read, loop.create_future(),
-                    use_message_dates=self.use_message_dates)
+                    use_message_dates=self.use_message_dates, compress=self.compress)
         if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
             item.prepared = prepare(item)  # tens of microseconds: less than a hand-off to a thread
         else:
@@ -178,6 +183,15 @@ class IngestMixin:
     async def prepare_off_loop(self, item: Item) -> Prepared:
         assert self._parse_pool is not None
         return await asyncio.get_running_loop().run_in_executor(self._parse_pool, prepare, item)
+
+    async def _decoded(self, rows: builtins.list[tuple[Any, Any, int]], prefix: int | None = None
+                       ) -> dict[Any, bytes]:
+        """The received bytes (or their first `prefix` bytes) of (key, bodies.raw, raw_codec) rows (codec.py),
+        decoded in a parse thread when they are large enough to hold up the loop."""
+        if not codec.costly(rows):
+            return codec.decode_all(rows, prefix)
+        assert self._parse_pool is not None
+        return await asyncio.get_running_loop().run_in_executor(self._parse_pool, codec.decode_all, rows, prefix)
 
     @staticmethod
     async def _new_uids(tx: Tx, count: int) -> builtins.list[int]:

@@ -221,6 +221,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             RETURN NULL;
         END $$""",
     ),
+    (
+        # Version 5: how each row's raw bytes are stored (store/codec.py): 0 as received, 1 one zstd frame
+        # (--compress). A constant default: no table rewrite, old rows read as stored as received.
+        "ALTER TABLE bodies ADD COLUMN raw_codec integer NOT NULL DEFAULT 0",
+    ),
 )
 
 

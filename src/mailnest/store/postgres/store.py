@@ -24,10 +24,11 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ... import events
+from ... import events, mime
 from ...config import tenant_problem
 from ...events import Event, Hub
 from ...models import Attachment, Envelope, Message, Page, Stats, Summary
+from .. import codec
 from ..base import FolderInfo, MailboxInfo, Query, StoreUnavailableError
 from ..faithful import faithful_text
 from ..shared import newest_first
@@ -44,6 +45,12 @@ from .work import WorkMixin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _parse_decoded(stored: bytes, raw_codec: int) -> mime.Parsed:
+    """In a parse thread: the parse of a stored message, decoded first (codec.py)."""
+    return _parse_or_empty(codec.decode(stored, raw_codec))
+
 
 DEFAULT_SCHEMA = "mailnest"
 _POOL_MIN, _POOL_MAX = 2, 10
@@ -123,12 +130,15 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
         self.ignore_duplicate_ids = False
         self.use_message_dates = False
+        self.compress = False
         self.duplicates_ignored = 0  # add() calls answered DuplicateMessageError since start, on this node
         self._init_ingest()
 
-    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False) -> None:
+    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False,
+                         compress: bool = False) -> None:
         self.ignore_duplicate_ids = ignore_duplicate_ids
         self.use_message_dates = use_message_dates
+        self.compress = compress
 
     # -- life cycle -------------------------------------------------------------------------------------
 
@@ -361,10 +371,10 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
             sent, envelope_json, flags, text, html, extra_json = row[_SUMMARY_WIDTH:]
             extra = json.loads(extra_json)
             if extra.get("bodies_in_raw"):
-                raw = await tx.one("SELECT raw FROM bodies WHERE uid = %s", (summary.uid,))
-                assert raw is not None
+                stored = await tx.one("SELECT raw, raw_codec FROM bodies WHERE uid = %s", (summary.uid,))
+                assert stored is not None
                 parsed = await asyncio.get_running_loop().run_in_executor(
-                    self._parse_pool, _parse_or_empty, bytes(raw[0]))
+                    self._parse_pool, _parse_decoded, stored[0], stored[1])
                 text, html = parsed.text, parsed.html
             return Message(
                 summary=summary, date=_utc(sent) if sent is not None else None, text=text, html=html,
@@ -379,8 +389,9 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
 
     async def raw(self, id: str) -> bytes | None:
         async def run(tx: Tx) -> bytes | None:
-            row = await tx.one("SELECT b.raw FROM messages m JOIN bodies b ON b.uid = m.uid WHERE m.id = %s", (id,))
-            return bytes(row[0]) if row else None
+            row = await tx.one("SELECT b.raw, b.raw_codec FROM messages m JOIN bodies b ON b.uid = m.uid "
+                               "WHERE m.id = %s", (id,))
+            return (await self._decoded([(id, row[0], row[1])]))[id] if row else None
 
         return await self._read(run)
 
@@ -388,9 +399,10 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         wanted = builtins.list(dict.fromkeys(ids))
 
         async def run(tx: Tx) -> dict[str, tuple[bytes, Envelope]]:
-            rows = await tx.all("SELECT m.id, b.raw, m.envelope_json FROM messages m JOIN bodies b ON b.uid = m.uid "
-                                "WHERE m.id = ANY(%s)", (wanted,))
-            return {id_: (bytes(raw), envelope_from_json(envelope_json)) for id_, raw, envelope_json in rows}
+            rows = await tx.all("SELECT m.id, b.raw, b.raw_codec, m.envelope_json FROM messages m "
+                                "JOIN bodies b ON b.uid = m.uid WHERE m.id = ANY(%s)", (wanted,))
+            raws = await self._decoded([(id_, raw, raw_codec) for id_, raw, raw_codec, _ in rows])
+            return {id_: (raws[id_], envelope_from_json(envelope_json)) for id_, _, _, envelope_json in rows}
 
         return await self._read(run)
 

@@ -28,6 +28,7 @@ from ...events import (
 )
 from ...mime.header import block_end
 from ...models import Envelope, Summary
+from .. import codec
 from ..base import INBOX, FolderError, FolderStatus, View, owner_of
 from ..shared import check_rename, imap_view_where
 from .connections import Connections
@@ -238,9 +239,9 @@ class ImapMethods:
         def run(conn: sqlite3.Connection) -> dict[int, bytes]:
             found = {}
             for part in _chunks(list(uids)):
-                for uid, raw in conn.execute(
-                        f"SELECT uid, raw FROM bodies WHERE uid IN ({','.join('?' * len(part))})", part):
-                    found[uid] = bytes(raw)
+                for uid, raw, raw_codec in conn.execute(
+                        f"SELECT uid, raw, raw_codec FROM bodies WHERE uid IN ({','.join('?' * len(part))})", part):
+                    found[uid] = codec.decode(raw, raw_codec)
             return found
 
         return dict(await self.connections.read(run))
@@ -253,17 +254,20 @@ class ImapMethods:
             found = {}
             long_headers = []
             for part in _chunks(list(uids)):
-                for uid, head in conn.execute(f"SELECT uid, substr(raw, 1, {_HEADER_PREFIX}) FROM bodies WHERE uid IN "
-                                              f"({','.join('?' * len(part))})", part):
-                    head = bytes(head)
+                # A compressed row is read whole (its prefix is not the message's) and only its head decoded.
+                for uid, head, raw_codec in conn.execute(
+                        f"SELECT uid, CASE raw_codec WHEN 0 THEN substr(raw, 1, {_HEADER_PREFIX}) ELSE raw END, "
+                        f"raw_codec FROM bodies WHERE uid IN ({','.join('?' * len(part))})", part):
+                    head = codec.decode_prefix(head, raw_codec, _HEADER_PREFIX)
                     end = block_end(head, 0)[1]
                     if end == len(head) == _HEADER_PREFIX:
                         long_headers.append(uid)
                     found[uid] = head[:end]
             for part in _chunks(long_headers):
-                for uid, raw in conn.execute(f"SELECT uid, raw FROM bodies WHERE uid IN ({','.join('?' * len(part))})",
-                                             part):
-                    found[uid] = bytes(raw)[:block_end(bytes(raw), 0)[1]]
+                for uid, stored, raw_codec in conn.execute(
+                        f"SELECT uid, raw, raw_codec FROM bodies WHERE uid IN ({','.join('?' * len(part))})", part):
+                    raw = codec.decode(stored, raw_codec)
+                    found[uid] = raw[:block_end(raw, 0)[1]]
             return found
 
         return dict(await self.connections.read(run))

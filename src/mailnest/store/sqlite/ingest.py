@@ -14,6 +14,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from ...events import Hub, MessageAdded, MessagesPruned
@@ -50,8 +51,9 @@ def rejected(exc: Exception) -> Exception:
     return exc
 
 
-def _prepare_item(item: _Pending, use_message_dates: bool = False) -> _Prepared:
-    return prepare(item.raw, item.envelope, item.tags, item.read, use_message_dates=use_message_dates)
+def _prepare_item(item: _Pending, use_message_dates: bool = False, compress: bool = False) -> _Prepared:
+    return prepare(item.raw, item.envelope, item.tags, item.read, use_message_dates=use_message_dates,
+                   compress=compress)
 
 
 def first_with_message_id(conn: sqlite3.Connection, message_id: str) -> str | None:
@@ -87,6 +89,7 @@ class Ingest:
         self.work_plan = WorkPlan()  # once-only work written with each message (none unless configured)
         self.ignore_duplicate_ids = False
         self.use_message_dates = False
+        self.compress = False  # store raw bytes zstd-compressed (codec.py)
         self.duplicates_ignored = 0  # add() calls answered DuplicateMessageError since start
 
     def opened(self, conn: sqlite3.Connection) -> None:
@@ -126,7 +129,7 @@ class Ingest:
         item = _Pending(bytes(raw), envelope, tuple(tags), read, future)
         if len(item.raw) <= PREPARE_ON_LOOP_UP_TO:
             # Parsing a small message here (tens of microseconds) costs less than a hand-off to a thread.
-            item.prepared = _prepare_item(item, self.use_message_dates)
+            item.prepared = _prepare_item(item, self.use_message_dates, self.compress)
             self.queue.put_nowait(item)
         else:
             # A large one is parsed in a parse thread: never on the loop, and never in the writer, where it
@@ -134,7 +137,8 @@ class Ingest:
             assert self._parsed is not None
             self._parsing += 1
             try:
-                item.prepared = await self._connections.in_parser(_prepare_item, item, self.use_message_dates)
+                item.prepared = await self._connections.in_parser(_prepare_item, item, self.use_message_dates,
+                                                                  self.compress)
                 self.queue.put_nowait(item)
             finally:
                 self._parsing -= 1
@@ -144,7 +148,7 @@ class Ingest:
 
     async def prepare_off_loop(self, raw: bytes, envelope: Envelope, read: bool) -> _Prepared:
         """Parse one message in a parse thread (IMAP APPEND): off the loop and out of the writer."""
-        return await self._connections.in_parser(prepare, raw, envelope, (), read)
+        return await self._connections.in_parser(partial(prepare, compress=self.compress), raw, envelope, (), read)
 
     def nudge(self) -> None:
         """After a write outside the ingest batches that added search rows (IMAP APPEND, COPY): index them."""

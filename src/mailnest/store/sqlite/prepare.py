@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from ... import mime, search
 from ...models import Address, Attachment, Envelope, Summary
 from ...tags import ingest_tags
+from .. import codec
 from ..faithful import faithful_envelope, faithful_text
 from .rows import _INSERT_BODY, _INSERT_MESSAGE, _to_json, envelope_to_json, new_id, summary_row
 
@@ -84,9 +85,11 @@ def _attachment_json(a: Attachment) -> dict[str, Any]:
 
 
 def prepare(raw: bytes, envelope: Envelope, tags: Sequence[str] = (), read: bool = False, *,
-            use_message_dates: bool = False) -> _Prepared:
+            use_message_dates: bool = False, compress: bool = False) -> _Prepared:
     """Everything one message needs before the transaction: parse once, build the rows. `created` is the arrival
-    time, or with `use_message_dates` the Date header when it parses (the envelope keeps the arrival)."""
+    time, or with `use_message_dates` the Date header when it parses (the envelope keeps the arrival). With
+    `compress` the raw bytes are stored as codec.py compresses them (here, off the writer: in a parse thread for
+    a large message); the size stays the message's own."""
     envelope = faithful_envelope(envelope)
     if envelope.received is None:
         envelope = replace(envelope, received=datetime.now(UTC))
@@ -116,9 +119,10 @@ def prepare(raw: bytes, envelope: Envelope, tags: Sequence[str] = (), read: bool
         # Keeping a copy of a huge decoded body would double what a big message writes; reading it back is
         # one parse of the raw bytes (about a millisecond for 5 MB), so get() re-derives it instead.
         extra["bodies_in_raw"] = True
-        body = {"raw": raw, "text": "", "html": "", "extra_json": _to_json(extra)}
+        body: dict[str, Any] = {"text": "", "html": "", "extra_json": _to_json(extra)}
     else:
-        body = {"raw": raw, "text": parsed.text, "html": parsed.html, "extra_json": _to_json(extra)}
+        body = {"text": parsed.text, "html": parsed.html, "extra_json": _to_json(extra)}
+    body["raw"], body["raw_codec"] = codec.encode(raw, compress)
     fts = search.index_values(
         subject=parsed.subject, from_=parsed.from_, to=parsed.to, cc=parsed.cc, bcc=bcc,
         reply_to=parsed.reply_to, message_id=parsed.message_id, text=parsed.text, html=parsed.html,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import tzinfo
 
 from ...models import Attachment, Message, Page, Stats, Summary
+from .. import codec
 from ..base import FolderInfo, MailboxInfo, Query
 from ..shared import newest_first
 from .connections import Connections
@@ -59,8 +60,9 @@ class ReadMethods:
             sent, flags, text, html = row["sent"], row["flags"], row["text"], row["html"]
             extra = json.loads(row["extra_json"])
             if extra.get("bodies_in_raw"):
-                raw = conn.execute("SELECT raw FROM bodies WHERE uid = ?", (summary.uid,)).fetchone()[0]
-                parsed = _parse_or_empty(bytes(raw))
+                stored, raw_codec = conn.execute("SELECT raw, raw_codec FROM bodies WHERE uid = ?",
+                                                 (summary.uid,)).fetchone()
+                parsed = _parse_or_empty(codec.decode(stored, raw_codec))
                 text, html = parsed.text, parsed.html
             return Message(
                 summary=summary, date=_utc(sent) if sent is not None else None, text=text, html=html,
@@ -75,9 +77,9 @@ class ReadMethods:
 
     async def raw(self, id: str) -> bytes | None:
         def run(conn: sqlite3.Connection) -> bytes | None:
-            row = conn.execute("SELECT b.raw FROM messages m JOIN bodies b ON b.uid = m.uid WHERE m.id = ?",
-                               (id,)).fetchone()
-            return bytes(row[0]) if row else None
+            row = conn.execute("SELECT b.raw, b.raw_codec FROM messages m JOIN bodies b ON b.uid = m.uid "
+                               "WHERE m.id = ?", (id,)).fetchone()
+            return codec.decode(*row) if row else None
 
         return await self.connections.read(run)
 

@@ -95,7 +95,7 @@ _SUMMARY_ENCODE = tuple((column, field, encode) for column, field, encode, _ in 
 # `flags` are the insert's (an IMAP APPEND files the message), not the parse's.
 MESSAGE_COLUMNS = (*(column for column, _, _ in _SUMMARY_ENCODE), "sent", "inline", "mail_from", "envelope_json",
                    "owner", "flags")
-BODY_COLUMNS = ("uid", "raw", "text", "html", "extra_json")
+BODY_COLUMNS = ("uid", "raw", "raw_codec", "text", "html", "extra_json")  # raw as codec.py stores it
 # What `get` reads besides the summary: (column as selected, its name in the decoded row).
 _MESSAGE_EXTRA = (("m.sent", "sent"), ("m.envelope_json", "envelope_json"), ("m.flags", "flags"),
                   ("b.text", "text"), ("b.html", "html"), ("b.extra_json", "extra_json"))

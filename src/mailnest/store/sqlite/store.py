@@ -44,9 +44,11 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMetho
         self.work_plan = WorkPlan()
         self._closed = False
 
-    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False) -> None:
+    def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False,
+                         compress: bool = False) -> None:
         self.ingest.ignore_duplicate_ids = ignore_duplicate_ids
         self.ingest.use_message_dates = self.newest_by_date = use_message_dates
+        self.ingest.compress = compress
 
     @property
     def duplicates_ignored(self) -> int:

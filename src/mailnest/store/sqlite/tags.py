@@ -13,6 +13,7 @@ from ... import search
 from ...events import AllDeleted, Event, Hub, MessageAdded, MessagesDeleted, MessagesPruned, TagsChanged
 from ...models import Envelope, Summary
 from ...tags import TagRule, removing, renaming, unique
+from .. import codec
 from .connections import Connections
 from .rows import envelope_from_json
 from .writes import Writer
@@ -131,10 +132,10 @@ class TagMethods:
             found: dict[str, tuple[bytes, Envelope]] = {}
             for chunk in range(0, len(wanted), _CHUNK):
                 part = wanted[chunk:chunk + _CHUNK]
-                for id_, raw, envelope_json in conn.execute(
-                        f"SELECT m.id, b.raw, m.envelope_json FROM messages m JOIN bodies b ON b.uid = m.uid "
+                for id_, raw, raw_codec, envelope_json in conn.execute(
+                        f"SELECT m.id, b.raw, b.raw_codec, m.envelope_json FROM messages m JOIN bodies b ON b.uid = m.uid "
                         f"WHERE m.id IN ({','.join('?' * len(part))})", part):
-                    found[id_] = (bytes(raw), envelope_from_json(envelope_json))
+                    found[id_] = (codec.decode(raw, raw_codec), envelope_from_json(envelope_json))
             return found
 
         return dict(await self.connections.read(run))
