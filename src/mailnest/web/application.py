@@ -62,7 +62,7 @@ class Application:
         path = getattr(store, "path", "") if db is None or not is_database_url(db) else ""
         counters = self.counters
         return JSONResponse({
-            "Version": __version__,
+            "Version": f"v{__version__}",  # as Mailpit writes its own ("v1.30.5"; pytest-mailpit checks the "v")
             "LatestVersion": "",
             "Database": str(path) if path else shown(db),
             "DatabaseSize": _file_size(path) if path else 0,

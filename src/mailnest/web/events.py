@@ -85,7 +85,7 @@ def frames(event: Event) -> list[str]:
         case events.AllDeleted():
             return [frame(events.TRUNCATE, None)]
         case events.StatsChanged(stats=stats):
-            return [frame(events.STATS, render.stats(stats.total, stats.unread, __version__))]
+            return [frame(events.STATS, render.stats(stats.total, stats.unread, f"v{__version__}"))]
         case events.ErrorReported(message=message, level=level, kind=kind, ip=ip):
             return [frame(events.ERROR, {"Level": level, "Type": kind, "IP": ip, "Message": message})]
     return []  # IMAP flags and folders: not Mailpit's business
@@ -214,7 +214,7 @@ class LiveEvents:
 
     async def _query_stats(self) -> str:
         stats = await self.store.stats()
-        return frame(events.STATS, render.stats(stats.total, stats.unread, __version__))
+        return frame(events.STATS, render.stats(stats.total, stats.unread, f"v{__version__}"))
 
     async def websocket(self, websocket: WebSocket) -> None:
         if not origin_allowed(websocket.headers, self.cors_origins):
