@@ -32,33 +32,25 @@ import zstandard
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from smtp_ingest import _CUMULATIVE, _VOCABULARY, _prose  # noqa: E402
 
 from mailnest.events import Hub  # noqa: E402
 from mailnest.models import Envelope  # noqa: E402
 from mailnest.store.base import Store  # noqa: E402
 
 ENVELOPE = Envelope("bench@example.com", ("sink@example.com",))
-_LETTERS = random.Random(0)
-_VOCABULARY = ["".join(_LETTERS.choice("etaoinshrdlucmfwypvbgk") for _ in range(2 + i % 9)) for i in range(3000)]
-_WEIGHTS = [1 / (rank + 1) for rank in range(len(_VOCABULARY))]  # Zipf, as benchmarks/smtp_ingest.py --body words
 
 
 def prose_message(size: int, index: int) -> bytes:
-    """A text/plain message of `size` bytes of varied prose (a different text per message)."""
+    """A text/plain message of about `size` bytes of varied prose (a different text per message), the prose of
+    smtp_ingest.py --body words."""
     head = (f"From: Bench <bench@example.com>\r\nTo: sink@example.com\r\nSubject: message {index}\r\n"
             f"Message-ID: <{index}@bench>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n\r\n").encode()
-    words = random.Random(index).choices(_VOCABULARY, weights=_WEIGHTS, k=size // 3 + 16)
-    lines, line, done = [], "", len(head)
-    for word in words:
-        line += word + " "
-        if len(line) > 70:
-            lines.append(line.rstrip() + "\r\n")
-            done += len(lines[-1])
-            line = ""
-            if done >= size:
-                break
-    return head + "".join(lines).encode()
+    body = _prose(max(0, size - len(head)), index)
+    return head + body[: body.rfind(b"\r\n") + 2]
 
 
 def newsletter_message(index: int) -> bytes:
@@ -67,7 +59,7 @@ def newsletter_message(index: int) -> bytes:
     rng = random.Random(index)
     items = []
     for n in range(12):
-        words = " ".join(rng.choices(_VOCABULARY, weights=_WEIGHTS, k=40))
+        words = " ".join(rng.choices(_VOCABULARY, cum_weights=_CUMULATIVE, k=40))
         items.append((f"Item {n}: {words[:40]}", words))
     text = "".join(f"{title}\r\n{body}\r\nhttps://shop.example/item/{index}/{n}\r\n\r\n"
                    for n, (title, body) in enumerate(items))
