@@ -157,3 +157,18 @@ def test_webhook_and_relay_outcomes() -> None:
                 assert len(received) == 1
     finally:
         hooks.shutdown()
+
+
+def test_a_made_up_method_cannot_make_new_series(server: ServerThread) -> None:
+    """A review found it: the method label took whatever token a client sent, so each one made new series."""
+    port = int(server.http_url.rsplit(":", 1)[1])
+    for method in ("M0X", "M1X", "BREW"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(f"{method} /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            while raw.recv(4096):
+                pass
+    samples = scrape(server)
+    methods = {dict(labels).get("method") for name, labels in samples if name == "mailnest_http_requests_total"}
+    assert "M0X" not in methods and "BREW" not in methods
+    assert sum(v for (name, labels), v in samples.items() if name == "mailnest_http_requests_total"
+               and dict(labels).get("method") == "other") == 3

@@ -210,8 +210,12 @@ class HttpMetrics:
         finally:
             route = _route(scope)
             method = str(scope.get("method", ""))
+            method = method if method in _METHODS else "other"  # any token is a method to uvicorn: keep series few
             self.metrics.http_requests.labels(method, route, str(status[0])).inc()
             self.metrics.http_latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _route(scope: Scope) -> str:

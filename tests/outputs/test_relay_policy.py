@@ -6,6 +6,7 @@ stored message. The upstream is a second mailnest (a real aiosmtpd server) that 
 from __future__ import annotations
 
 import email
+import email.policy
 import email.utils
 import json
 import smtplib
@@ -166,7 +167,9 @@ def test_override_from_without_a_from_header_and_with_several() -> None:
     several = override_from(b"From: a@x.test, b@y.test\r\nSubject: x\r\n\r\n", "bot@relay.test")
     assert several == (b"X-Original-From: a@x.test, b@y.test\r\nFrom: bot@relay.test\r\nSubject: x\r\n\r\n")
     encoded = override_from(b"from: =?utf-8?q?J=C3=B6rg?= <j@x.test>\r\n\r\n", "bot@relay.test")
-    assert encoded == b"X-Original-From: j@x.test\r\nFrom: =?utf-8?q?J=C3=B6rg?= <bot@relay.test>\r\n\r\n"
+    assert encoded.startswith(b"X-Original-From: j@x.test\r\nFrom: =?utf-8?")  # the name encoded again
+    rewritten = email.message_from_bytes(encoded, policy=email.policy.default)["From"].addresses
+    assert [(a.display_name, a.addr_spec) for a in rewritten] == [("Jörg", "bot@relay.test")]
     spaced = override_from(b"FROM : <a@x.test>\r\n\r\n", "bot@relay.test")
     assert spaced == b"X-Original-From: a@x.test\r\nFrom: bot@relay.test\r\n\r\n"  # one From, not two
     body_only = b"Subject: x\r\n\r\nFrom: not a header\r\n"
@@ -248,3 +251,23 @@ def test_serve_refuses_bad_relay_values(args: list[str], env: dict[str, str], na
 
     line = one_clear_line(serve(*QUIET, *RELAY, *args, env=env))
     assert named in line, line
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ('"=?x?= <ceo@bank.example>, Z" <app@test>', "=?x?= <ceo@bank.example>, Z"),  # a name that is syntax
+    ("=?utf-8?q?J=C3=BCrgen?= <app@test>", "Jürgen"),
+])
+def test_a_crafted_from_name_cannot_add_an_address_to_the_override(header: str, name: str) -> None:
+    """A review found it: a display name holding `=?` went back unquoted, so its comma and brackets became a
+    second, sender-chosen address in front of the override."""
+    copy = override_from(f"From: {header}\r\nFrom: second@sender.test\r\nSubject: x\r\n\r\nbody\r\n".encode(),
+                         "qa@ok.example")
+    message = email.message_from_bytes(copy, policy=email.policy.default)
+    assert message.get_all("From") is not None and len(message.get_all("From")) == 1  # the second one is gone
+    assert [(a.display_name, a.addr_spec) for a in message["From"].addresses] == [(name, "qa@ok.example")]
+
+
+def test_a_long_original_from_stays_one_valid_line() -> None:
+    many = ", ".join(f"user{n}@example.test" for n in range(100))
+    copy = override_from(f"From: {many}\r\n\r\nx\r\n".encode(), "qa@ok.example")
+    assert all(len(line) <= 998 for line in copy.split(b"\r\n"))

@@ -4,6 +4,7 @@ may take, a second Ctrl-C stops at once, and the abandoned transfer gets a 421 a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -13,7 +14,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from mailnest import Config, ServerThread
+from mailnest.smtp.server import CaptureSMTP
 
 
 def start_data(port: int) -> socket.socket:
@@ -96,3 +100,27 @@ def test_a_message_finished_within_the_grace_is_stored(tmp_path: Path) -> None:
     assert not stopper.is_alive()
     with ServerThread(Config(db=tmp_path / "mail.db")) as again:
         assert again.call(again.store.count()) == 1
+
+
+def test_a_message_whose_end_is_already_buffered_when_the_stop_gives_up_is_not_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review found it: the stop's deadline and the message's last bytes in one loop turn. The client was told
+    421 "not stored, send it again" and the message was stored all the same (so stored twice once resent). The
+    stop is started exactly as the final dot arrives, by wrapping (not replacing) the session's data_received."""
+    started: list[asyncio.Future[None]] = []
+    original = CaptureSMTP.data_received
+
+    def arriving(self: CaptureSMTP, data: bytes) -> None:
+        if self._reading_data and data.endswith(b"\r\n.\r\n") and not started and self.listener is not None:
+            started.append(asyncio.ensure_future(self.listener.close(0.0)))
+        original(self, data)
+
+    monkeypatch.setattr(CaptureSMTP, "data_received", arriving)
+    with ServerThread(Config(db=tmp_path / "mail.db")) as server:
+        client = start_data(server.smtp_port)
+        client.sendall(b"the end\r\n.\r\n")
+        reply = client.recv(1024)
+        client.close()
+        assert started and reply.startswith(b"421 4.3.2") and b"not stored" in reply, reply
+        time.sleep(0.3)  # a commit, had one started, is done by now
+        assert server.call(server.store.count()) == 0

@@ -54,6 +54,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from email.utils import formataddr, getaddresses
 from typing import Any
 
@@ -202,13 +203,30 @@ def override_from(raw: bytes, address: str) -> bytes:
     parsed = [(name, addr) for name, addr in getaddresses([value]) if addr]
     if len(parsed) == 1:
         name, original = parsed[0]
-        sender = f"{name} <{address}>" if "=?" in name else formataddr((name, address))
+        # The name decoded, then written again by formataddr, which quotes specials and encodes non-ASCII: a name
+        # never becomes syntax (`"=?x?= <ceo@bank.example>, Z" <app@test>` must not add an address).
+        sender = formataddr((_decoded_name(name), address))
     else:
         original, sender = value, address
-    original = "".join(c for c in original if ord(c) >= 32 and ord(c) != 127)
+    original = "".join(c for c in original if ord(c) >= 32 and ord(c) != 127)[:_ORIGINAL_MAX]
     ending = raw[stop - 2:stop] if raw[stop - 2:stop] == b"\r\n" else newline
+    rest = raw[stop:]
+    while (again := _header_line(rest, b"From")) is not None:  # a second From would still name the old sender
+        rest = rest[:again[0]] + rest[again[1]:]
     return (b"X-Original-From: " + original.encode() + newline + raw[:start]
-            + b"From: " + sender.encode() + ending + raw[stop:])
+            + b"From: " + sender.encode() + ending + rest)
+
+
+_ORIGINAL_MAX = 900  # X-Original-From is one line: well inside RFC 5322's 998 characters
+
+
+def _decoded_name(name: str) -> str:
+    """A display name as text: encoded words decoded, nothing that could pass for address syntax left raw."""
+    try:
+        text = str(make_header(decode_header(name)))
+    except (ValueError, LookupError):  # a malformed encoded word, an unknown charset: keep it as written
+        text = name
+    return "".join(c for c in text if ord(c) >= 32 and ord(c) != 127)
 
 
 # --- status --------------------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class CaptureSMTP(ThrottledAuth):
     _slot: Slot | None = None  # this connection's place in the listener's caps, once admitted
     _reading_data = False  # between the 354 and the end of the message
     data_received_bytes = 0  # of the message being read, so far (for the log of a stop that abandons it)
+    _abandoned = False  # a stop gave up on the message being read and said so: it is not stored
     _storing = False  # the message is read; the store is committing it
     _line_timer: asyncio.TimerHandle | None = None  # the deadline of a command line that has started to arrive
 
@@ -342,6 +343,8 @@ class CaptureSMTP(ThrottledAuth):
             return
         finally:
             self._reading_data = False
+        if self._abandoned or self.transport is None:  # a stop told the client 421 "not stored": keep to it
+            return
         self._reset_timeout()
         if content is None:
             await self.push(f"552 5.3.4 Message too big for this server (at most {self.data_size_limit} bytes)")
@@ -463,6 +466,7 @@ class SMTPListener:
             await asyncio.sleep(0.01)
         for session in list(self.sessions):
             if session._reading_data and not session._storing:
+                session._abandoned = True  # its end may be buffered already: it must not be stored after the 421
                 received = session.data_received_bytes
                 log.warning("abandoned the message being received from %s (%d bytes so far): not stored; the "
                             "client was told 421", session.peer_name, received)
