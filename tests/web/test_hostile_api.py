@@ -285,7 +285,8 @@ def test_two_thousand_waiters_do_not_slow_ingest(server: ServerThread, api: http
         assert refused.headers["retry-after"] == "2" and "too many clients are waiting" in refused.json()["Error"]
         loaded = min(ingest_seconds(server, 50, "loaded") for _ in range(5))  # the least noisy of five
         print(f"50 messages: {baseline:.3f} s without waiters, {loaded:.3f} s with {WAITERS}")
-        assert loaded < 2 * baseline + 0.1, (baseline, loaded)
+        # Before the fix: 90-300x slower. A loaded CI machine has taken 3.5x (0.25 s against 0.07 s) since.
+        assert loaded < 5 * baseline + 0.2, (baseline, loaded)
         assert normal_send_seconds(server) < 1.0
         assert live_seconds(api) < 0.1
         # The waiters still work: the one waiting for "never 7" gets its message.
