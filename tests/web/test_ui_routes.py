@@ -144,7 +144,7 @@ def test_preview_of_a_text_only_message_says_so(server: ServerThread, api: httpx
     assert response.status_code == 404 and "no HTML part" in response.text  # Mailpit's status, with a reason
     original = api.get(f"/view/{message_id}.html")
     assert original.status_code == 404 and "no HTML part" in original.text
-    assert api.get(f"/view/{message_id}.json").json() == {"ID": message_id, "RemoteImages": 0, "Links": []}
+    assert api.get(f"/view/{message_id}.json").json() == {"ID": message_id, "RemoteImages": 0, "Links": [], "LinkText": {}}
 
 
 def test_latest_preview_reads_dates_in_tz_as_the_api_does(server: ServerThread, api: httpx.Client) -> None:

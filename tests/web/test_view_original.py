@@ -90,6 +90,7 @@ def test_the_original_html_is_served_as_written_under_a_sandbox(server: ServerTh
     assert policy["img-src"] == "'self' data:" and policy["base-uri"] == "'none'"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-dns-prefetch-control"] == "off"  # CSP does not cover dns-prefetch links
     assert response.headers["x-frame-options"] == "SAMEORIGIN"
 
     remote = api.get(f"/view/{message_id}.html", params={"remote": "1"})

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from html import escape
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -68,6 +69,8 @@ COMMON_HEADERS: Mapping[str, str] = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+    # CSP does not cover `<link rel=dns-prefetch>`: without this a browser may look up a tracker's name.
+    "X-DNS-Prefetch-Control": "off",
 }
 
 UI_HEADERS: Mapping[str, str] = {
@@ -353,8 +356,56 @@ class UI:
         preview = await self._preview(message, allow_remote=False)
         links = dict.fromkeys(preview.links)
         links.update(dict.fromkeys(sanitize.text_links(message.text)))
-        return JSONResponse({"ID": message.id, "RemoteImages": preview.remote_images, "Links": list(links)},
+        texts = await asyncio.to_thread(link_texts, message.html) if message.html else {}
+        return JSONResponse({"ID": message.id, "RemoteImages": preview.remote_images, "Links": list(links),
+                             "LinkText": {url: texts[url] for url in links if texts.get(url)}},
                             headers={**COMMON_HEADERS, "Cache-Control": "private, no-cache"})
+
+
+class _AnchorText(HTMLParser):
+    """Collects the text of each `<a href>`: the words a reader clicks, for the Links tab."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: dict[str, str] = {}
+        self._href: str | None = None
+        self._words: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._close()
+            href = next((v for k, v in attrs if k == "href" and v), None)
+            self._href = None if href is None else sanitize._normalise_url(href)  # as the preview lists it
+        elif tag == "img" and self._href is not None:
+            alt = next((v for k, v in attrs if k == "alt" and v), "")
+            self._words.append(f"[{alt}]" if alt else "[image]")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._close()
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._words.append(data)
+
+    def _close(self) -> None:
+        if self._href is not None:
+            text = " ".join("".join(self._words).split())[:LINK_TEXT_LIMIT]
+            if text and self._href not in self.texts:
+                self.texts[self._href] = text
+        self._href, self._words = None, []
+
+
+LINK_TEXT_LIMIT = 200  # characters of link text kept per link
+
+
+def link_texts(html: str) -> dict[str, str]:
+    """{href: the text of the first link to it}, from the message's HTML (hrefs as written)."""
+    parser = _AnchorText()
+    parser.feed(html)
+    parser.close()
+    parser._close()
+    return parser.texts
 
 
 def _with_label(index: bytes, label: str | None) -> bytes:

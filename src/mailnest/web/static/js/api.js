@@ -70,6 +70,12 @@ export const api = {
   headers: (id, signal) => request("GET", `api/v1/message/${enc(id)}/headers`, { signal }),
   raw: (id, signal) => request("GET", rawUrl(id), { signal, as: "bytes" }),
   preview: (id, signal) => request("GET", `view/${enc(id)}.json`, { signal }),
+  /** The server requests every http(s) link in the message: {Errors, Links: [{URL, StatusCode, Status}]}. */
+  linkCheck: (id, signal) => request("GET", `api/v1/message/${enc(id)}/link-check`, { signal }),
+  partText: (id, partId, signal) => request("GET", partUrl(id, partId), { signal, as: "text" }),
+  /** Mailpit's PUT /api/v1/tags: the messages' tags become exactly `tags`. */
+  setTags: (ids, tags) => request("PUT", "api/v1/tags", { json: { IDs: ids, Tags: tags }, as: "text" }),
+  tags: () => request("GET", "api/v1/tags"),
   mailboxes: () => request("GET", "api/v1/mailboxes"),
   /** The IMAP folders mail was filed in: {Folders: [{Name, Owner, Total, Unread}]}. */
   folders: () => request("GET", "api/v1/folders"),

@@ -2,8 +2,9 @@
 
 import { api } from "./api.js";
 import { confirmDialog, setupCompose, setupRelease } from "./dialogs.js";
-import { $, h, fill, toast } from "./dom.js";
+import { $, $$, h, fill, toast } from "./dom.js";
 import { plural } from "./format.js";
+import { setFaviconBadge } from "./favicon.js";
 import { Inbox } from "./inbox.js";
 import { Live } from "./live.js";
 import { MessageView } from "./message.js";
@@ -31,6 +32,7 @@ const baseTitle = label ? `mailnest - ${label}` : "mailnest";
 
 function updateTitle() {
   document.title = state.unread > 0 ? `(${state.unread}) ${baseTitle}` : baseTitle;
+  setFaviconBadge(state.unread);
 }
 
 const inbox = new Inbox({
@@ -145,6 +147,7 @@ const view = new MessageView({
   onDelete: (id) => deleteWithUndo(id),
   onClose: () => closeMessage(),
   release: (message) => openRelease(message),
+  onTags: (id, tags) => inbox.patch(id, { Tags: tags }),
 });
 
 function openMessage(id, summary) {
@@ -167,31 +170,76 @@ let mailboxTimer = 0;
 // A folder is shown through the search language, so the query box says what is shown and can narrow it.
 const folderQuery = (name) => `folder:"${name}"`;
 
+// Mailboxes sort by address the way people read them (test-2 before test-10, case ignored), and with many of
+// them a filter box narrows the list. The counts after each are unread/total, which the group label says.
+const MANY_MAILBOXES = 12;
+const naturalOrder = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+const mailboxFilter = $("#mailbox-filter");
+let lastBoxes = { mailboxes: [], folders: [] };
+
 async function loadMailboxes() {
   const [boxes, folders] = await Promise.all([api.mailboxes().catch((err) => err), api.folders().catch((err) => err)]);
   if (boxes instanceof Error && folders instanceof Error) {
     if (boxes.status === 404) mailboxSelect.hidden = true;
     return;
   }
+  const mailboxes = (Array.isArray(boxes) ? boxes : []).slice().sort((a, b) => naturalOrder.compare(a.Address, b.Address));
+  lastBoxes = { mailboxes, folders: Array.isArray(folders?.Folders) ? folders.Folders : [] };
+  renderMailboxes();
+}
+
+const counts = (unread, total) => `${unread ?? 0} unread of ${total ?? 0} message${total === 1 ? "" : "s"}`;
+
+function renderMailboxes() {
+  const { mailboxes, folders: filed } = lastBoxes;
+  const many = mailboxes.length > MANY_MAILBOXES;
+  mailboxFilter.hidden = !many;
+  if (!many) mailboxFilter.value = "";
+  mailboxFilter.placeholder = `Filter ${mailboxes.length} mailboxes`;
+  const needle = mailboxFilter.value.trim().toLowerCase();
+  const matches = (b) => b.Address.toLowerCase().includes(needle);
+  const matching = needle ? mailboxes.filter(matches).length : mailboxes.length;
+  // The open mailbox stays listed (the switcher must show it) even when the filter leaves it out.
+  const shown = needle ? mailboxes.filter((b) => matches(b) || b.Address === state.mailbox) : mailboxes;
   const options = [h("option", { value: "" }, "All mailboxes")];
-  const mailboxes = Array.isArray(boxes) ? boxes : [];
-  for (const box of mailboxes) {
-    options.push(h("option", { value: box.Address }, `${box.Address} (${box.Unread}/${box.Total})`));
-  }
+  const group = shown.map((box) => h("option", { value: box.Address, title: counts(box.Unread, box.Total) },
+    `${box.Address} (${box.Unread}/${box.Total})`));
   if (state.mailbox && !mailboxes.some((b) => b.Address === state.mailbox)) {
-    options.push(h("option", { value: state.mailbox }, `${state.mailbox} (0/0)`));
+    group.push(h("option", { value: state.mailbox, title: counts(0, 0) }, `${state.mailbox} (0/0)`));
   }
-  const filed = Array.isArray(folders?.Folders) ? folders.Folders : [];
+  if (needle && !matching) options.push(h("option", { value: "", disabled: true }, `No mailbox matches “${needle}”`));
+  if (group.length) {
+    const label = needle ? `Mailboxes matching “${needle}”: ${matching} of ${mailboxes.length} (unread/total)` : "Mailboxes (unread/total)";
+    options.push(h("optgroup", { label, id: "mailbox-group" }, group));
+  }
   if (filed.length) {
     options.push(h("optgroup", { label: "Folders" }, filed.map((f) => {
       const owner = f.Owner && f.Owner !== "*" ? ` — ${f.Owner}` : "";
-      return h("option", { value: `\u0000${f.Name}`, dataset: { folder: String(f.Name) } },
+      return h("option", { value: `\u0000${f.Name}`, dataset: { folder: String(f.Name) }, title: counts(f.Unread, f.Total) },
         `${f.Name}${owner} (${f.Unread ?? 0}/${f.Total ?? 0})`);
     })));
   }
   fill(mailboxSelect, options);
   syncSwitcher();
 }
+
+mailboxFilter.addEventListener("input", renderMailboxes);
+mailboxFilter.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    event.stopPropagation(); // clears the filter; the page's Escape (close the message) is not meant
+    mailboxFilter.value = "";
+    renderMailboxes();
+  } else if (event.key === "Enter") {
+    // Enter opens the first mailbox that matches.
+    event.preventDefault();
+    const needle = mailboxFilter.value.trim().toLowerCase();
+    const first = $$("#mailbox-group option", mailboxSelect).find((o) => o.value.toLowerCase().includes(needle));
+    if (first && first.value !== mailboxSelect.value) {
+      mailboxSelect.value = first.value;
+      mailboxSelect.dispatchEvent(new Event("change"));
+    }
+  }
+});
 
 /** The switcher shows the folder whose search is in the box, else the mailbox. */
 function syncSwitcher() {

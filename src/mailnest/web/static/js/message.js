@@ -4,13 +4,15 @@
 import { api, rawUrl, viewUrl } from "./api.js";
 import { $, $$, h, fill, toast } from "./dom.js";
 import { address, fileName, fullDate } from "./format.js";
+import { eventCard, isCalendar, parseEvent } from "./calendar.js";
 import {
-  isNullSender, nullSender, renderAttachments, renderEnvelope, renderHeaders, renderLinks, renderSource, renderWarnings,
+  isNullSender, nullSender, renderAttachments, renderEnvelope, renderHeaders, renderLinks, renderSource, renderWarnings, showLinkStatus,
 } from "./tabs.js";
 
 export class MessageView {
-  constructor({ onRead, onDelete, onClose, release }) {
+  constructor({ onRead, onDelete, onClose, release, onTags = () => {} }) {
     this.onRead = onRead;
+    this.onTags = onTags; // (id, tags): the list shows the new tags
     this.onDelete = onDelete; // (id): the page deletes it, with undo
     this.onClose = onClose;
     this.release = release;
@@ -30,6 +32,8 @@ export class MessageView {
     $("#back-btn").addEventListener("click", () => this.onClose());
     $("#load-remote-btn").addEventListener("click", () => this.loadRemote());
     $("#release-btn").addEventListener("click", () => this.release(this.message));
+    $("#check-links-btn").addEventListener("click", () => this.checkLinks());
+    $("#print-btn").addEventListener("click", () => window.print());
     this.frame.addEventListener("load", () => this.frameLoaded());
     this.setupWrap();
   }
@@ -46,6 +50,8 @@ export class MessageView {
     this.headerReady = false;
     this.article.hidden = false;
     $("#message-empty").hidden = true;
+    fill($("#msg-events"));
+    $("#msg-events").hidden = true;
     document.body.classList.add("show-message");
     // The preview loads once the JSON says there is HTML: a text-only message asks for no preview (it would be
     // a 404) and has no HTML tab.
@@ -84,6 +90,28 @@ export class MessageView {
       this.onRead(id, true); // Mailpit's API marked it read on fetching: show that in the list
     }
     this.loadPreviewInfo(controller.signal);
+    this.loadEvents(message, controller.signal);
+  }
+
+  /** A calendar part (an invite) is shown as its event: title, times, organizer, location. */
+  async loadEvents(message, signal) {
+    const box = $("#msg-events");
+    fill(box);
+    box.hidden = true;
+    const parts = [...(message.Attachments || []), ...(message.Inline || [])].filter(isCalendar).slice(0, 3);
+    for (const part of parts) {
+      let event;
+      try {
+        event = parseEvent(await api.partText(message.ID, part.PartID, signal));
+      } catch (err) {
+        if (err.name === "AbortError") return;
+        continue; // the attachment is still listed, with its download
+      }
+      if (signal.aborted || this.id !== message.ID) return;
+      if (!event) continue;
+      box.append(eventCard(message.ID, part, event));
+      box.hidden = false;
+    }
   }
 
   close() {
@@ -114,8 +142,63 @@ export class MessageView {
     if (m.Envelope && isNullSender(m.Envelope.MailFrom)) rows.push(["Envelope from", nullSender()]);
     fill($("#msg-meta"), rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     renderWarnings($("#msg-warnings"), m.ProtocolWarnings);
-    fill($("#msg-tags"), (m.Tags || []).map((t) => h("span", { class: "tag" }, t)));
+    this.renderTags(m.Tags || []);
     $("#toggle-read-btn").textContent = m.Read === false ? "Mark read" : "Mark unread";
+  }
+
+  /** The tags, each with a remove button, and a button that adds one (saved with PUT api/v1/tags). */
+  renderTags(tags) {
+    const chips = tags.map((t) => h("span", { class: "tag editable", "data-tag": t }, t,
+      h("button", { type: "button", class: "tag-remove", title: `Remove the tag “${t}”`, "aria-label": `Remove tag ${t}`,
+        onclick: () => this.saveTags(tags.filter((x) => x !== t)) }, "×")));
+    const input = h("input", { type: "text", id: "tag-input", class: "tag-input", hidden: true, maxlength: 100,
+      placeholder: "New tag", "aria-label": "New tag", list: "tag-names", autocomplete: "off" });
+    const add = h("button", { type: "button", id: "add-tag-btn", class: "tag-add", title: "Add a tag to this message" }, "+ Tag");
+    add.addEventListener("click", () => {
+      add.hidden = true;
+      input.hidden = false;
+      input.focus();
+      this.loadTagNames();
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        const name = input.value.trim();
+        if (name) this.saveTags([...tags, name]);
+      } else if (event.key === "Escape") {
+        event.stopPropagation();
+        input.hidden = true;
+        add.hidden = false;
+        add.focus();
+      }
+    });
+    fill($("#msg-tags"), chips, input, add, h("datalist", { id: "tag-names" }));
+  }
+
+  async loadTagNames() {
+    try {
+      const names = await api.tags();
+      fill($("#tag-names"), (names || []).map((n) => h("option", { value: n })));
+    } catch {
+      /* suggestions only */
+    }
+  }
+
+  async saveTags(tags) {
+    const id = this.id;
+    if (!id) return;
+    let fresh;
+    try {
+      await api.setTags([id], tags);
+      fresh = await api.message(id); // the server cleans names (and matches existing ones' case): show its list
+    } catch (err) {
+      toast(`Could not change the tags: ${err.message}`, { error: true });
+      return;
+    }
+    if (this.id !== id || !this.message) return;
+    this.message.Tags = fresh.Tags || [];
+    this.renderTags(this.message.Tags);
+    this.onTags(id, this.message.Tags);
   }
 
   frameLoaded() {
@@ -147,7 +230,40 @@ export class MessageView {
       $("#remote-note").textContent = `${info.RemoteImages} remote image${info.RemoteImages === 1 ? "" : "s"} blocked`;
       $("#load-remote-btn").hidden = false;
     }
-    if (this.tab === "links") renderLinks($("#links-body"), info.Links);
+    if (this.tab === "links") this.renderLinks(info);
+  }
+
+  renderLinks(info) {
+    const links = info.Links || [];
+    renderLinks($("#links-body"), links, info.LinkText || {});
+    $("#check-links-btn").hidden = !links.some((l) => /^https?:/i.test(l));
+    $("#check-links-btn").disabled = false;
+    $("#check-links-btn").textContent = "Check links";
+    $("#link-check-summary").textContent = "";
+  }
+
+  /** Ask the server to request each link (GET api/v1/message/ID/link-check) and show what each answered. */
+  async checkLinks() {
+    const id = this.id;
+    const button = $("#check-links-btn");
+    const summary = $("#link-check-summary");
+    button.disabled = true;
+    summary.textContent = "Checking…";
+    let result;
+    try {
+      result = await api.linkCheck(id, this.controller?.signal);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      summary.textContent = `Could not check the links: ${err.message}`;
+      button.disabled = false;
+      return;
+    }
+    if (this.id !== id) return;
+    showLinkStatus($("#links-body"), result);
+    const n = (result.Links || []).length;
+    summary.textContent = result.Errors ? `${result.Errors} of ${n} failed` : `All ${n} OK`;
+    button.disabled = false;
+    button.textContent = "Check again";
   }
 
   loadRemote() {
@@ -177,7 +293,7 @@ export class MessageView {
       else if (tab === "source") renderSource($("#source-body"), await api.raw(id, signal));
       else if (tab === "envelope") renderEnvelope($("#envelope-body"), m);
       else if (tab === "attachments") renderAttachments($("#attachments-body"), m);
-      else if (tab === "links") renderLinks($("#links-body"), this.previewInfo?.Links ?? (await api.preview(id, signal)).Links);
+      else if (tab === "links") this.renderLinks(this.previewInfo ?? (await api.preview(id, signal)));
     } catch (err) {
       if (err.name === "AbortError") return;
       this.loadedTabs.delete(tab);

@@ -74,7 +74,8 @@ export function renderAttachments(list, message) {
   const items = [];
   const all = [...(message.Attachments || []).map((a) => [a, false]), ...(message.Inline || []).map((a) => [a, true])];
   for (const [a, inline] of all) {
-    const name = a.FileName || (inline ? "(inline part)" : "(unnamed)");
+    const calendar = /^text\/calendar\b/i.test(a.ContentType || "");
+    const name = a.FileName || (calendar ? "Calendar invite" : inline ? "(inline part)" : "(unnamed)");
     const isImage = /^image\/(png|gif|jpe?g|webp|bmp|avif|svg\+xml)$/i.test(a.ContentType || "");
     const preview = isImage
       ? h("img", { class: "thumb", src: partUrl(message.ID, a.PartID), alt: "", loading: "lazy" })
@@ -85,16 +86,43 @@ export function renderAttachments(list, message) {
         h("div", { class: "name" }, name),
         h("div", { class: "info" }, `${a.ContentType || "application/octet-stream"} · ${size(a.Size)}${inline ? " · inline" : ""}`
           + (a.ContentID ? ` · cid:${a.ContentID}` : ""))),
-      h("a", { class: "button", href: partUrl(message.ID, a.PartID, true), download: a.FileName || `part-${a.PartID}` }, "Download"),
+      h("a", { class: "button", href: partUrl(message.ID, a.PartID, true), download: a.FileName || (calendar ? "invite.ics" : `part-${a.PartID}`) }, "Download"),
     ));
   }
   fill(list, items.length ? items : h("li", { class: "empty" }, "No attachments"));
 }
 
-export function renderLinks(list, links) {
+/**
+ * Each link with the words it is written under (`texts`: {url: text}, from /view/ID.json) and a slot for its
+ * link-check status, filled by showLinkStatus().
+ */
+export function renderLinks(list, links, texts = {}) {
   const items = (links || []).map((link) => {
     const href = safeHref(link);
-    return h("li", {}, href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, link) : link);
+    const text = texts[link];
+    return h("li", { dataset: { url: link } },
+      text ? h("span", { class: "link-text" }, text) : null,
+      href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, link) : h("span", {}, link),
+      h("span", { class: "link-status", role: "status" }));
   });
   fill(list, items.length ? items : h("li", { class: "empty" }, "No links"));
+}
+
+/** The link check's answer ({Links: [{URL, StatusCode, Status}]}) beside each link: OK, the code, or the error. */
+export function showLinkStatus(list, result) {
+  const byUrl = new Map((result.Links || []).map((r) => [r.URL, r]));
+  for (const li of list.querySelectorAll("li[data-url]")) {
+    const slot = li.querySelector(".link-status");
+    const r = byUrl.get(li.dataset.url);
+    if (!r) {
+      slot.textContent = "not checked";
+      slot.className = "link-status unchecked";
+      slot.title = "The link check requests http(s) links only";
+      continue;
+    }
+    const code = Number(r.StatusCode) || 0;
+    slot.textContent = code === 0 ? `Error: ${r.Status || "no answer"}` : code < 300 ? "OK" : `${code} ${r.Status || ""}`.trim();
+    slot.className = `link-status ${code === 0 || code >= 400 ? "bad" : code < 300 ? "good" : "redirect"}`;
+    slot.title = code ? `HTTP ${code} ${r.Status || ""}`.trim() : r.Status || "";
+  }
 }
