@@ -189,6 +189,19 @@ def test_screenshots_for_the_readme(ui: UI, tmp_path: Path) -> None:
     ui.page.frame_locator("#html-frame").locator("#chart").wait_for()
     ui.page.wait_for_timeout(100)
     assert screenshot(ui.page, "message", tmp_path).read_bytes().startswith(b"\x89PNG")
+    ui.page.emulate_media(color_scheme="dark")  # the system's dark theme, which the UI follows
+    ui.page.wait_for_timeout(100)
+    assert screenshot(ui.page, "message-dark", tmp_path).read_bytes().startswith(b"\x89PNG")
+    ui.page.emulate_media(color_scheme="light")
+    size = ui.page.viewport_size
+    try:
+        ui.page.set_viewport_size({"width": 390, "height": 844})  # a phone: one pane at a time
+        ui.open()
+        ui.page.locator(".row[data-id]").nth(3).wait_for()
+        assert screenshot(ui.page, "inbox-phone", tmp_path).read_bytes().startswith(b"\x89PNG")
+    finally:
+        if size is not None:
+            ui.page.set_viewport_size(size)
 
 
 def test_a_link_to_a_message_opens_it(ui: UI) -> None:
