@@ -262,3 +262,12 @@ def test_embed_links_changes_only_anchor_start_tags() -> None:
                    '<script>var s = "<a href=y>";</script><a name="top" target="_blank" rel="noreferrer noopener">'
                    '\n<area href="/z"><a target="_blank" rel="noreferrer noopener">')
     assert embed_links("<p>no links</p>") == "<p>no links</p>"
+
+
+def test_embed_links_leaves_what_a_browser_shows_as_text() -> None:
+    """A review found it: `<a>` inside a textarea (or title, xmp...) is text on screen, and was rewritten."""
+    html = ("<title>see <a href=t></title><textarea><a href=x></textarea><xmp><a href=y></xmp>"
+            "<a href=z>z</a><plaintext><a href=w>")
+    assert embed_links(html) == ("<title>see <a href=t></title><textarea><a href=x></textarea>"
+                                 "<xmp><a href=y></xmp>"
+                                 '<a href="z" target="_blank" rel="noreferrer noopener">z</a><plaintext><a href=w>')

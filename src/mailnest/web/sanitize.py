@@ -265,19 +265,39 @@ def link_parts(html: str, cid_urls: Mapping[str, str]) -> str:
     return _CID_REFERENCE.sub(replace, html)
 
 
+# Elements whose content a browser shows as text, never as markup (HTML's RCDATA and raw text elements; Python's
+# parser reads tags inside them as tags). `plaintext` never ends.
+_TEXT_ONLY = frozenset({"textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"})
+
+
 class _Anchors(HTMLParser):
-    """Where each `<a>` start tag is, as written, and its attributes."""
+    """Where each `<a>` start tag is, as written, and its attributes; none inside an element a browser reads as
+    text (`<textarea><a href=x></textarea>` shows those characters, and must keep them)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
         self.found: list[tuple[tuple[int, int], str, list[tuple[str, str | None]]]] = []
+        self._text_only: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._text_only is not None:
+            return
+        if tag in _TEXT_ONLY:
+            self._text_only = tag
+            return
         text = self.get_starttag_text()
         if tag == "a" and text:
             self.found.append((self.getpos(), text, attrs))
 
-    handle_startendtag = handle_starttag
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TEXT_ONLY:  # `<textarea/>` still opens a textarea in HTML; `<a/>` is an `<a>`
+            self.handle_starttag(tag, attrs)
+        elif self._text_only is None:
+            self._text_only = tag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._text_only and tag != "plaintext":
+            self._text_only = None
 
 
 def embed_links(html: str) -> str:
