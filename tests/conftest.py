@@ -7,8 +7,11 @@ import os
 import shutil
 import smtplib
 import ssl
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -89,6 +92,19 @@ def send(server: ServerThread, *, to: list[str] | None = None, sender: str = "se
             raw = bytes(msg)
         client.sendmail(sender, to, raw)
     return raw
+
+
+@contextmanager
+def http_site(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (a free port) answering with `handler`, for links, images and webhooks a
+    test needs mailnest to reach; yields its base URL, and is gone afterwards."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def trusting(server: ServerThread) -> ssl.SSLContext:

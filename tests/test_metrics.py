@@ -7,16 +7,16 @@ import imaplib
 import poplib
 import smtplib
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailnest import Config, Listen, ServerThread
+from tests.conftest import http_site
 
 
 @pytest.fixture
@@ -136,27 +136,22 @@ def test_webhook_and_relay_outcomes() -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    hooks = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hooks.serve_forever, daemon=True).start()
-    try:
-        with ServerThread(Config()) as upstream:
-            config = Config(relay=f"127.0.0.1:{upstream.smtp_port}", relay_allow=("*@relayed.test",),
-                            webhooks=(f"http://127.0.0.1:{hooks.server_address[1]}/hook",))
-            with ServerThread(config) as server:
-                send(server, "out", to="dev@relayed.test")
-                deadline = time.monotonic() + 15
-                while time.monotonic() < deadline:
-                    samples = scrape(server)
-                    if (value(samples, "mailnest_relay_recipients_total", outcome="sent") == 1
-                            and value(samples, "mailnest_webhook_deliveries_total", outcome="delivered") == 1):
-                        break
-                    time.sleep(0.05)
-                assert value(samples, "mailnest_relay_recipients_total", outcome="sent") == 1
-                assert value(samples, "mailnest_relay_recipients_total", outcome="failed") == 0
-                assert value(samples, "mailnest_webhook_deliveries_total", outcome="delivered") == 1
-                assert len(received) == 1
-    finally:
-        hooks.shutdown()
+    with http_site(Hook) as hooks, ServerThread(Config()) as upstream:
+        config = Config(relay=f"127.0.0.1:{upstream.smtp_port}", relay_allow=("*@relayed.test",),
+                        webhooks=(f"{hooks}/hook",))
+        with ServerThread(config) as server:
+            send(server, "out", to="dev@relayed.test")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                samples = scrape(server)
+                if (value(samples, "mailnest_relay_recipients_total", outcome="sent") == 1
+                        and value(samples, "mailnest_webhook_deliveries_total", outcome="delivered") == 1):
+                    break
+                time.sleep(0.05)
+            assert value(samples, "mailnest_relay_recipients_total", outcome="sent") == 1
+            assert value(samples, "mailnest_relay_recipients_total", outcome="failed") == 0
+            assert value(samples, "mailnest_webhook_deliveries_total", outcome="delivered") == 1
+            assert len(received) == 1
 
 
 def test_a_made_up_method_cannot_make_new_series(server: ServerThread) -> None:

@@ -78,7 +78,6 @@ class Metrics:
                                   registry=registry)
         self.store_bytes = Gauge("mailnest_store_message_bytes", "Bytes of the messages in the store",
                                  registry=registry)
-        self.rejected = 0  # messages refused after DATA, for /api/v1/info's SMTPRejected
         for reason in ("request", "retention"):
             self.messages_deleted.labels(reason)
         if hub is not None:
@@ -109,7 +108,11 @@ class Metrics:
             self.smtp_refused.labels(code).inc()
             if in_data:
                 self.smtp_rejected_messages.inc()
-                self.rejected = self.rejected + 1
+
+    @property
+    def rejected(self) -> int:
+        """Messages refused after DATA so far (/api/v1/info's SMTPRejected), read from their counter."""
+        return int(self.registry.get_sample_value("mailnest_smtp_rejected_messages_total") or 0)
 
     def watch(self, *, webhooks: WebhookCounts | None = None, relay: RelayCounts | None = None) -> None:
         """Report what the webhook dispatcher and the relay count themselves, read at each scrape."""

@@ -3,16 +3,15 @@ unless allowed (Config.allow_private_link_check)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
 from mailnest import Config, ServerThread
 from mailnest.web.linkcheck import blocked_address, extract
-from tests.conftest import send
+from tests.conftest import http_site, send
 
 
 class Site(BaseHTTPRequestHandler):
@@ -43,14 +42,8 @@ class Site(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_site(Site) as url:
+        yield url
 
 
 def test_extract_links() -> None:

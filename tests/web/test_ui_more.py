@@ -5,16 +5,16 @@ users look for (an unread badge on the favicon, tag editing, a printable view)."
 from __future__ import annotations
 
 import smtplib
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from mailnest import Config
 from mailnest.models import Envelope
+from tests.conftest import http_site
 from tests.web.conftest import UI, mail
 
 
@@ -47,14 +47,8 @@ class _Site(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_site(_Site) as url:
+        yield url
 
 
 # -- item 17: links with their text, and a link check ----------------------------------------------------------

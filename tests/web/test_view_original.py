@@ -4,14 +4,14 @@ unless `?remote=1`. The UI's own iframe keeps the sanitized document (`/view/{ID
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
 from mailnest import ServerThread
+from tests.conftest import http_site
 from tests.web.conftest import UI, mail, send_raw
 from tests.web.test_ui_hostile import hostile_message
 from tests.web.test_ui_routes import csp
@@ -55,14 +55,8 @@ class _Recorder(BaseHTTPRequestHandler):
 def remote_host() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = type("Recorder", (_Recorder,), {"seen": seen})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_site(handler) as url:
+        yield url, seen
 
 
 def send_email(server: ServerThread, remote: str) -> str:
