@@ -316,6 +316,31 @@ def test_the_source_view_wraps_long_lines_or_not(ui: UI) -> None:
     assert panel.is_visible()
 
 
+def test_a_tab_picked_while_the_message_loads_is_the_one_shown(ui: UI) -> None:
+    """Opening a message (again) withdraws its "ready" mark until it has loaded, and a tab chosen meanwhile is kept
+    rather than replaced by the default one when the message arrives (a reload that reopened the message from the
+    address raced a click on Source this way)."""
+    add(ui, "slow one", html=True)
+    ui.open()
+    ui.open_message("slow one")
+    held: list = []
+    ui.page.route("**/api/v1/message/*", lambda route: held.append(route))
+    ui.page.locator(".row[data-id]", has_text="slow one").click()
+    ui.page.wait_for_function("() => !document.querySelector('#message').dataset.ready")
+    ui.tab("source")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        ui.page.wait_for_timeout(20)
+    assert held, "the message was not asked for again"
+    held[0].continue_()
+    ui.page.unroute("**/api/v1/message/*")
+    ui.page.wait_for_selector("#message[data-ready]")
+    ui.page.wait_for_function("() => document.querySelector('#source-body').textContent.includes('<p>hi</p>')")
+    assert ui.page.locator('[data-panel="source"]').is_visible()
+    assert not ui.page.locator('[data-panel="html"]').is_visible()
+    assert ui.page.get_attribute('[role="tab"][data-tab="source"]', "aria-selected") == "true"
+
+
 # -- item 20: a phone (390 x 844) ------------------------------------------------------------------------------
 
 PHONE = {"width": 390, "height": 844}

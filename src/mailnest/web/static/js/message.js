@@ -48,6 +48,9 @@ export class MessageView {
     this.remoteAllowed = false;
     this.frameReady = false;
     this.headerReady = false;
+    this.announced = null;
+    this.pickedTab = null; // a tab clicked while the message loads is the one shown when it arrives
+    delete this.article.dataset.ready;
     this.article.hidden = false;
     $("#message-empty").hidden = true;
     fill($("#msg-events"));
@@ -81,7 +84,8 @@ export class MessageView {
     $('[role="tab"][data-tab="html"]', this.article).hidden = !hasHtml;
     if (hasHtml) this.frame.src = viewUrl(id);
     else this.frameReady = true; // nothing to load: the text is the message
-    this.show(hasHtml ? "html" : "text");
+    const picked = this.pickedTab === "html" && !hasHtml ? null : this.pickedTab;
+    this.show(picked ?? (hasHtml ? "html" : "text"));
     this.headerReady = true;
     this.maybeReady();
     if (!message.Read) {
@@ -283,6 +287,7 @@ export class MessageView {
     for (const t of $$('[role="tab"]', this.article)) t.setAttribute("aria-selected", String(t.dataset.tab === tab));
     for (const p of $$("[data-panel]", this.article)) p.hidden = p.dataset.panel !== tab;
     const m = this.message;
+    if (!m) this.pickedTab = tab;
     if (!m || this.loadedTabs.has(tab)) return;
     this.loadedTabs.add(tab);
     const id = m.ID;
