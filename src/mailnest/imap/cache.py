@@ -7,6 +7,7 @@ loop and from the worker threads that render FETCH answers, hence the lock.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -28,6 +29,8 @@ class MessageCache:
         self.used = 0
         self._entries: OrderedDict[tuple[int, str], tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
+        # (uid, kind) being computed by some session right now, for the others to wait on (event loop only)
+        self.inflight: dict[tuple[int, str], asyncio.Future[None]] = {}
 
     def get(self, uid: int, kind: str) -> Any:
         with self._lock:

@@ -213,29 +213,64 @@ class Searcher:
                                                           or any(needle in h for h in texts.get(u, ())))]
 
     async def _haystacks(self, kind: str, candidates: list[int]) -> dict[int, Any]:
-        """A haystack kind for every candidate still stored: from the cache, else computed and cached."""
+        """A haystack kind for every candidate still stored: from the cache, else computed and cached.
+
+        What another session is computing right now is waited for, not computed again: under load, fifty
+        sessions searching the same new mail read and parse each message once."""
         cache: MessageCache = self.session.cache
         found = self.found.setdefault(kind, {})
-        missing = []
+        missing: list[int] = []
+        waiting: dict[int, asyncio.Future[None]] = {}
         for uid in candidates:
             if uid in found:
                 continue
             value = cache.get(uid, kind)
-            if value is None:
+            if value is not None:
+                found[uid] = value
+                continue
+            pending = cache.inflight.get((uid, kind))
+            if pending is None:
                 missing.append(uid)
             else:
-                found[uid] = value
+                waiting[uid] = pending
+        await self._compute(kind, missing, share=True)
+        if waiting:
+            await asyncio.wait([asyncio.shield(f) for f in set(waiting.values())])
+            late = []
+            for uid in waiting:
+                value = cache.get(uid, kind)
+                if value is None:  # the other session gave up, or the cache let it go already
+                    late.append(uid)
+                else:
+                    found[uid] = value
+            await self._compute(kind, late, share=False)
+        return found
+
+    async def _compute(self, kind: str, uids: list[int], *, share: bool) -> None:
+        """Read and reduce `uids` for `kind` in batches; with `share`, other sessions may wait for each batch."""
+        cache: MessageCache = self.session.cache
+        found = self.found.setdefault(kind, {})
         store: Any = self.session.store
         loop = asyncio.get_running_loop()
         whole = kind in (_BODY, _TEXT_HEADERS)
-        for uids in self.selected.batches(missing, _BATCH, BATCH_BYTES if whole else 1 << 62):
-            if whole:
-                blobs = await store.imap_raw(uids)
-                await loop.run_in_executor(None, self._fill_text, blobs, cache)
-            else:
-                blobs = await store.imap_headers(uids)
-                await loop.run_in_executor(None, self._fill_header, kind, blobs, found, cache)
-        return found
+        kinds = (_BODY, _TEXT_HEADERS) if whole else (kind,)
+        for batch in self.selected.batches(uids, _BATCH, BATCH_BYTES if whole else 1 << 62):
+            done: asyncio.Future[None] = loop.create_future()
+            keys = [(uid, k) for uid in batch for k in kinds] if share else []
+            for key in keys:
+                cache.inflight[key] = done
+            try:
+                if whole:
+                    blobs = await store.imap_raw(batch)
+                    await loop.run_in_executor(None, self._fill_text, blobs, cache)
+                else:
+                    blobs = await store.imap_headers(batch)
+                    await loop.run_in_executor(None, self._fill_header, kind, blobs, found, cache)
+            finally:
+                for key in keys:
+                    if cache.inflight.get(key) is done:
+                        del cache.inflight[key]
+                done.set_result(None)
 
     def _fill_header(self, kind: str, blobs: dict[int, bytes], found: dict[int, Any], cache: MessageCache) -> None:
         op, _, name = kind[1:].partition(":")

@@ -24,6 +24,7 @@ class Selected:
         self.readonly = readonly
         self.uids = list(view.uids)
         self._view: View | None = view  # the per-uid tables below are built from it when first needed
+        self._applied: View | None = view  # the last view taken in (a View is never changed once read)
         self._flags: dict[int, frozenset[str]] = {}
         self._meta: dict[int, tuple[float, int]] = {}
         self.recent = set(recent)
@@ -107,6 +108,9 @@ class Selected:
 
     def update(self, view: View, *, allow_expunge: bool, recent: Iterable[int] = ()) -> list[bytes]:
         """Take a fresh view of the mailbox; return the untagged responses that tell the client."""
+        if view is self._applied and not (allow_expunge and self.gone):
+            return []  # the very view this session was last brought up to date with (views are shared)
+        self._applied = view
         fresh = dict(zip(view.uids, view.flags, strict=True))
         lines: list[bytes] = []
         self.gone.update(uid for uid in self.uids if uid not in fresh)

@@ -190,7 +190,7 @@ class Session:
         recent: list[int] = []
         if view.uids and view.uids[-1] > selected.max_uid and not selected.readonly:
             mark = await self.views.claim_recent(self.login, selected.name, view.uids[-1])
-            recent = [uid for uid in view.uids if uid > max(mark, selected.max_uid)]
+            recent = view.uids[bisect.bisect_right(view.uids, max(mark, selected.max_uid)):]
         lines = selected.update(view, allow_expunge=allow_expunge, recent=recent)
         if lines:
             await self.send(b"".join(lines))
