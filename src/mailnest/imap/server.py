@@ -28,6 +28,7 @@ from .views import Views
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024  # one line of a command, literals excluded
+_HOLD_BYTES = 64 * 1024  # replies of one command held back for a single write, up to this much
 _DISCARD_LIMIT = 16 * 1024 * 1024  # past this much junk in one over-long line, the client is hung up on
 
 
@@ -53,10 +54,38 @@ class Connection:
                                peer_host=client_address(self.peer), tls_available=tls_context is not None,
                                tls_active=writer.get_extra_info("ssl_object") is not None,
                                prepare_tls=self._prepare_tls)
+        self._held: list[bytes] | None = None  # replies held back while a command is answered (see send)
+        self._held_size = 0
         # Literals may carry a whole message (APPEND); anything else stays small.
         self.max_literal = config.max_message_size + 64 * 1024
 
+    def _hold(self) -> None:
+        """From now on, replies are gathered instead of written, until `_release` (one write per command)."""
+        self._held = []
+        self._held_size = 0
+
+    def _spill(self) -> bytes:
+        held, self._held = self._held, None
+        return b"".join(held) if held else b""
+
+    async def _release(self) -> None:
+        """Write what was held back, and stop holding."""
+        data = self._spill()
+        if data:
+            await self.send(data)
+
     async def send(self, data: bytes) -> None:
+        """Write and wait until the client takes it. While a command is being answered, small replies are held
+        and written together with its tagged response (a socket write costs more than the rest of a small
+        command); what is held is written before the session waits for the client."""
+        if self._held is not None:
+            self._held.append(data)
+            self._held_size += len(data)
+            if self._held_size < _HOLD_BYTES:
+                return
+            data = self._spill()
+            self._held = []
+            self._held_size = 0
         self.writer.write(data)
         try:
             # a client that stops reading (half-open, or stuck) must not pin the session forever
@@ -116,6 +145,7 @@ class Connection:
 
         It belongs to a command under way, so it must start within `command_timeout`; `waiting` (IDLE) lets the
         client take as long as it likes, the session keeping its own deadline."""
+        await self._release()  # the client may be waiting for what was said so far (a continuation request)
         try:
             return await self._line(None if waiting else self.config.command_timeout)
         except (_Closed, _LineTooLong):
@@ -182,7 +212,16 @@ class Connection:
                 if command is None:
                     continue
                 try:
-                    if not await self.session.handle(command):
+                    self._hold()
+                    try:
+                        keep = await self.session.handle(command)
+                    except BaseException:
+                        held = self._spill()  # said before the failure: it goes first, without waiting on drain
+                        if held and not self.writer.is_closing():
+                            self.writer.write(held)
+                        raise
+                    await self._release()
+                    if not keep:
                         break
                     if self.session.start_tls_after_reply:
                         await self._start_tls()
