@@ -110,9 +110,11 @@ class Selected:
         """Take a fresh view of the mailbox; return the untagged responses that tell the client."""
         if view is self._applied and not (allow_expunge and self.gone):
             return []  # the very view this session was last brought up to date with (views are shared)
-        self._applied = view
-        fresh = dict(zip(view.uids, view.flags, strict=True))
+        previous, self._applied = self._applied, view
         lines: list[bytes] = []
+        if previous is not None and not self.gone and self._only_added(previous, view):
+            return self._take_new(view, set(recent))
+        fresh = dict(zip(view.uids, view.flags, strict=True))
         self.gone.update(uid for uid in self.uids if uid not in fresh)
         if allow_expunge and self.gone:
             for uid in sorted(self.gone, reverse=True):
@@ -126,17 +128,27 @@ class Selected:
             if flags is not None and flags != self.flags[uid]:
                 self.flags[uid] = flags
                 lines.append(untagged(f"{self.seq(uid)} FETCH (FLAGS {self.flags_of(uid)})"))
+        return lines + self._take_new(view, {uid for uid in recent if uid in fresh})
+
+    def _only_added(self, previous: View, view: View) -> bool:
+        """True when `view` is `previous` (which this session had taken in) plus messages at the end: every
+        comparison here runs in C, where the general path below walks every message in Python."""
+        n = len(previous.uids)
+        return (self.uids == previous.uids and view.uids[:n] == previous.uids
+                and view.flags[:n] == previous.flags)
+
+    def _take_new(self, view: View, recent: set[int]) -> list[bytes]:
+        """The view's messages above the highest this session knows: EXISTS and RECENT when there are any."""
         first_new = bisect_right(view.uids, self.max_uid)
-        if first_new < len(view.uids):
-            for index in range(first_new, len(view.uids)):
-                uid = view.uids[index]
-                self.uids.append(uid)
-                self.flags[uid] = view.flags[index]
-                self.meta[uid] = (view.created[index], view.sizes[index])
-            self.recent.update(uid for uid in recent if uid in fresh)
-            lines.append(untagged(f"{self.exists} EXISTS"))
-            lines.append(untagged(f"{len(self.recent)} RECENT"))
-        return lines
+        if first_new >= len(view.uids):
+            return []
+        for index in range(first_new, len(view.uids)):
+            uid = view.uids[index]
+            self.uids.append(uid)
+            self.flags[uid] = view.flags[index]
+            self.meta[uid] = (view.created[index], view.sizes[index])
+        self.recent.update(recent)
+        return [untagged(f"{self.exists} EXISTS"), untagged(f"{len(self.recent)} RECENT")]
 
     def forget(self, uids: Iterable[int]) -> list[bytes]:
         """Messages this session expunged itself: EXPUNGE responses, highest sequence number first."""
