@@ -191,7 +191,7 @@ def check_stored(stored: Stored, delivered: Delivered, meant: bytes | None, data
     # ...while aiosmtpd keeps every dot stuffed after a bare LF (its documented reading, asserted here).
     if data_on_wire is not None:
         assert delivered.content == aiosmtpd_reading(data_on_wire)
-        if b"\n." in meant.replace(b"\r\n", b""):
+        if re.search(rb"(?<!\r)\n\.", meant):  # a dot right after a bare LF: aiosmtpd keeps its stuffing
             assert delivered.content != stored.content
 
 
