@@ -125,9 +125,13 @@ class Fetcher:
                     for uid, flags in result.items():
                         selected.flags[uid] = flags
                     seen_now = set(result)
-            # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop.
-            out = await loop.run_in_executor(None, self._render, chunk, buffered, rest, names, blobs, absent,
-                                             seen_now, cached)
+            # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop. When
+            # every answer came from the cache or the view, it is only joining bytes: a thread hop costs more.
+            if need_raw or need_headers:
+                out = await loop.run_in_executor(None, self._render, chunk, buffered, rest, names, blobs, absent,
+                                                 seen_now, cached)
+            else:
+                out = self._render(chunk, buffered, rest, names, blobs, absent, seen_now, cached)
             if out:
                 await session.send(out)
         return "OK", "Fetch completed"
