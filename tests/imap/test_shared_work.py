@@ -85,3 +85,29 @@ def test_sessions_that_search_together_read_each_new_message_once(server: Server
     finally:
         for client in clients:
             client.logout()
+
+
+def test_sessions_that_fetch_the_same_new_mail_compute_each_envelope_once(server: ServerThread) -> None:
+    clients = [login(server) for _ in range(SESSIONS)]
+    for client in clients:
+        client.select("INBOX")
+    for n in range(20):
+        deliver(server, subject=f"fresh {n}")
+    for client in clients:
+        client.noop()
+    calls: list[Any] = []
+    _spy(server, "imap_headers", calls)
+    try:
+        answers = _at_once(clients, lambda c: c.fetch("1:20", "(ENVELOPE)"))
+        assert all(a[0] == "OK" and len(a[1]) == 20 for a in answers)
+        assert len({tuple(a[1]) for a in answers}) == 1  # the same twenty envelopes for every session
+        assert b"fresh 0" in answers[0][1][0]
+        reads: dict[int, int] = {}
+        for (uids,) in calls:
+            for uid in uids:
+                reads[uid] = reads.get(uid, 0) + 1
+        assert len(reads) == 20
+        assert max(reads.values()) <= 2, f"a message's header was read {max(reads.values())} times"
+    finally:
+        for client in clients:
+            client.logout()

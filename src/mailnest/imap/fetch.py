@@ -103,38 +103,85 @@ class Fetcher:
             chunks = selected.batches([uid for _, uid in pairs], _SMALL_BATCH, BATCH_BYTES)
         else:
             chunks = [[uid for _, uid in pairs[i:i + _LARGE_BATCH]] for i in range(0, len(pairs), _LARGE_BATCH)]
-        loop = asyncio.get_running_loop()
         for uids in chunks:
             chunk = [(seqs[uid], uid) for uid in uids]
             # Looked up once: what is taken from the cache here is what is rendered, even if another session's
             # FETCH evicts it meanwhile; a message whose cached answers cover every item is not read at all.
             cached = self._cached(uids, names)
+            if await self._wait_for_others(uids, names, cached):
+                cached = self._cached(uids, names)
             need_raw, need_headers = self._reads(uids, rest, cached)
-            blobs: dict[int, bytes] = {}
-            if need_raw:
-                blobs.update(await self.store.imap_raw(need_raw))
-            if need_headers:
-                blobs.update(await self.store.imap_headers(need_headers))
-            absent = (set(need_raw) | set(need_headers)) - blobs.keys()  # expunged by someone else: skipped,
-            # the EXPUNGE is announced later
-            seen_now: set[int] = set()
-            if mark_seen:
-                unseen = [u for u in uids if u not in absent and _SEEN not in selected.flags.get(u, ())]
-                if unseen:
-                    result = await self.store.imap_store_flags(unseen, "+", [_SEEN])
-                    for uid, flags in result.items():
-                        selected.flags[uid] = flags
-                    seen_now = set(result)
-            # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop. When
-            # every answer came from the cache or the view, it is only joining bytes: a thread hop costs more.
-            if need_raw or need_headers:
-                out = await loop.run_in_executor(None, self._render, chunk, buffered, rest, names, blobs, absent,
-                                                 seen_now, cached)
-            else:
-                out = self._render(chunk, buffered, rest, names, blobs, absent, seen_now, cached)
+            done, claimed = self._claim(need_raw + need_headers, names, cached)
+            try:
+                out = await self._answer(chunk, uids, buffered, rest, names, cached, need_raw, need_headers,
+                                         mark_seen)
+            finally:
+                self._unclaim(done, claimed)
             if out:
                 await session.send(out)
         return "OK", "Fetch completed"
+
+    async def _wait_for_others(self, uids: list[int], names: set[str], cached: dict[tuple[int, str], bytes]
+                               ) -> bool:
+        """Wait for the answers of these messages that another session is computing right now (fifty sessions
+        fetching the newest mail compute each ENVELOPE once); True when there were any."""
+        inflight = self.session.cache.inflight
+        waits = {inflight[key] for key in ((uid, name) for uid in uids for name in _CACHED & names)
+                 if key not in cached and key in inflight}
+        if waits:
+            await asyncio.wait([asyncio.shield(f) for f in waits])
+        return bool(waits)
+
+    def _claim(self, uids: list[int], names: set[str], cached: dict[tuple[int, str], bytes]
+               ) -> tuple[asyncio.Future[None] | None, list[tuple[int, str]]]:
+        """Say that this session computes the cacheable answers of `uids` that nobody else is computing."""
+        inflight = self.session.cache.inflight
+        keys = [key for key in ((uid, name) for uid in uids for name in _CACHED & names)
+                if key not in cached and key not in inflight]
+        if not keys:
+            return None, []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for key in keys:
+            inflight[key] = done
+        return done, keys
+
+    def _unclaim(self, done: asyncio.Future[None] | None, keys: list[tuple[int, str]]) -> None:
+        inflight = self.session.cache.inflight
+        for key in keys:
+            if inflight.get(key) is done:
+                del inflight[key]
+        if done is not None:
+            done.set_result(None)
+
+    async def _answer(self, chunk: list[tuple[int, int]], uids: list[int], buffered: list[FetchItem],
+                      rest: list[FetchItem], names: set[str], cached: dict[tuple[int, str], bytes],
+                      need_raw: list[int], need_headers: list[int], mark_seen: bool) -> bytes:
+        """The FETCH responses of one chunk: what must be read is read, \\Seen set, and the answers rendered."""
+        selected = self.session.require_selected()
+        loop = asyncio.get_running_loop()
+        blobs: dict[int, bytes] = {}
+        if need_raw:
+            blobs.update(await self.store.imap_raw(need_raw))
+        if need_headers:
+            blobs.update(await self.store.imap_headers(need_headers))
+        absent = (set(need_raw) | set(need_headers)) - blobs.keys()  # expunged by someone else: skipped,
+        # the EXPUNGE is announced later
+        seen_now: set[int] = set()
+        if mark_seen:
+            unseen = [u for u in uids if u not in absent and _SEEN not in selected.flags.get(u, ())]
+            if unseen:
+                result = await self.store.imap_store_flags(unseen, "+", [_SEEN])
+                for uid, flags in result.items():
+                    selected.flags[uid] = flags
+                seen_now = set(result)
+        # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop. When
+        # every answer came from the cache or the view, it is only joining bytes: a thread hop costs more.
+        if need_raw or need_headers:
+            out = await loop.run_in_executor(None, self._render, chunk, buffered, rest, names, blobs, absent,
+                                             seen_now, cached)
+        else:
+            out = self._render(chunk, buffered, rest, names, blobs, absent, seen_now, cached)
+        return out
 
     def _cached(self, uids: list[int], names: set[str]) -> dict[tuple[int, str], bytes]:
         cache: MessageCache = self.session.cache
