@@ -12,7 +12,11 @@ mailnest runs in its own process (the client here does not share its interpreter
 per session, preauthenticated on a pipe, over one maildir. The clients are asyncio over raw streams (no imaplib
 threads), so both servers see the same load generator.
 
+`--before DIR` adds a third server: mailnest from another checkout's `src/` (e.g. `git worktree add /tmp/before
+<commit>`), on its own copy of the same store, taking its turn in every round: a before/after figure from one run.
+
 Run:  .venv/bin/python benchmarks/imap_load.py [--sessions 50] [--rounds 3] [--seconds 6] [--rate 330]
+      .venv/bin/python benchmarks/imap_load.py --before /tmp/before
 """
 
 from __future__ import annotations
@@ -193,42 +197,62 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000, help="messages each server starts with")
     parser.add_argument("--profile", metavar="FILE", help="record where mailnest's time goes with py-spy "
                         "(installed separately) into FILE, a flame graph (SVG)")
+    parser.add_argument("--before", metavar="DIR", help="also run mailnest from this checkout (its src/)")
+    parser.add_argument("--fill", nargs=2, metavar=("DB", "COUNT"), help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=2, metavar=("DB", "PORTFILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(*args.serve)
         return
-    if not dovecot_available():
-        sys.exit("Dovecot (/usr/lib/dovecot/imap) is needed for the comparison")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from imap_bench import fill_dovecot, fill_mailnest
+
+    if args.fill:  # a store written by the mailnest on PYTHONPATH (each version its own schema)
+        fill_mailnest(Path(args.fill[0]), [message(n) for n in range(int(args.fill[1]))])
+        return
+    if not dovecot_available():
+        sys.exit("Dovecot (/usr/lib/dovecot/imap) is needed for the comparison")
 
     initial = [message(n) for n in range(args.messages)]
     per_round = int(args.rate * args.seconds)
     scratch = Path(tempfile.mkdtemp(prefix="mailnest-imap-load-"))
     dovecot = Dovecot()
-    server = None
+    servers_started: list[subprocess.Popen[bytes]] = []
     try:
         fill_mailnest(scratch / "load.db", initial)
         fill_dovecot(dovecot, initial)
-        port_file = scratch / "ports"
-        command = [sys.executable, __file__, "--serve", str(scratch / "load.db"), str(port_file)]
-        if args.profile:
-            command = ["py-spy", "record", "--threads", "--nonblocking", "--format", "raw" if args.profile.endswith(".txt") else "flamegraph", "-o", args.profile, "--", *command]
-        server = subprocess.Popen(command, stdin=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not port_file.exists() or not port_file.read_text():
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit("the mailnest server process did not start")
-            time.sleep(0.05)
-        smtp_port, imap_port = map(int, port_file.read_text().split())
+        trees = {"mailnest": ROOT / "src"}
+        if args.before:
+            trees["before"] = Path(args.before).resolve() / "src"
+            subprocess.run([sys.executable, __file__, "--fill", str(scratch / "before.db"), str(args.messages)],
+                           check=True, env={**os.environ, "PYTHONPATH": str(trees["before"])})
+        ports: dict[str, tuple[int, int]] = {}
+        for name, tree in trees.items():
+            port_file = scratch / f"{name}.ports"
+            command = [sys.executable, __file__, "--serve", str(scratch / ("load.db" if name == "mailnest"
+                                                                          else "before.db")), str(port_file)]
+            if args.profile and name == "mailnest":
+                command = ["py-spy", "record", "--threads", "--nonblocking", "--format",
+                           "raw" if args.profile.endswith(".txt") else "flamegraph", "-o", args.profile, "--",
+                           *command]
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(tree)})
+            servers_started.append(process)
+            deadline = time.monotonic() + 60
+            while not port_file.exists() or not port_file.read_text():
+                if time.monotonic() > deadline or process.poll() is not None:
+                    sys.exit(f"the {name} server process did not start")
+                time.sleep(0.05)
+            smtp_port, imap_port = map(int, port_file.read_text().split())
+            ports[name] = (smtp_port, imap_port)
 
-        async def mailnest_session() -> Session:
-            reader, writer = await asyncio.open_connection("127.0.0.1", imap_port, limit=1 << 22)
-            session = Session(reader, writer)
-            await session.greeting()
-            await session.command('LOGIN "*" bench')
-            return session
+        def mailnest_session(port: int) -> Callable[[], Awaitable[Session]]:
+            async def connect() -> Session:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+                session = Session(reader, writer)
+                await session.greeting()
+                await session.command('LOGIN "*" bench')
+                return session
+            return connect
 
         async def dovecot_session() -> Session:
             proc = await asyncio.create_subprocess_shell(dovecot.command, stdin=subprocess.PIPE,
@@ -238,11 +262,13 @@ def main() -> None:
             await session.greeting()
             return session
 
-        servers = {
-            "mailnest": (mailnest_session, lambda stop: deliver_smtp(smtp_port, per_round, args.rate, stop)),
-            "dovecot": (dovecot_session,
-                        lambda stop: deliver_maildir(dovecot.home / "Maildir" / "new", per_round, args.rate, stop)),
-        }
+        def smtp_delivery(port: int) -> Callable[[threading.Event], int]:
+            return lambda stop: deliver_smtp(port, per_round, args.rate, stop)
+
+        servers: dict[str, tuple[Callable[[], Awaitable[Session]], Callable[[threading.Event], int]]] = {
+            name: (mailnest_session(imap), smtp_delivery(smtp)) for name, (smtp, imap) in ports.items()}
+        servers["dovecot"] = (dovecot_session, lambda stop: deliver_maildir(dovecot.home / "Maildir" / "new",
+                                                                            per_round, args.rate, stop))
         figures: dict[str, dict[str, list[tuple[float, float]]]] = {n: {c: [] for c in COMMANDS} for n in servers}
         counts: dict[str, list[int]] = {n: [] for n in servers}
         for number in range(args.rounds):
@@ -254,20 +280,28 @@ def main() -> None:
                 print(f"round {number + 1} {name}: {counts[name][-1]} commands", file=sys.stderr)
         print(f"\n{args.sessions} sessions, {args.rate:g} new messages/s, {args.rounds} rounds of {args.seconds:g} s "
               f"(median over rounds)")
-        print(f"{'command':<8} {'mailnest p50':>13} {'p99':>9} {'dovecot p50':>12} {'p99':>9} {'ratio p50':>10}")
+
+        def med(name: str, command: str, which: int) -> float:
+            return statistics.median(x[which] for x in figures[name][command])
+
+        names = list(servers)
+        print(f"{'command':<8}" + "".join(f" {n + ' p50':>14} {'p99':>9}" for n in names)
+              + "".join(f" {n + '/dovecot':>17}" for n in names if n != "dovecot")
+              + (f" {'after/before':>13}" if "before" in names else ""))
         for command in COMMANDS:
-            ours = [statistics.median(x[0] for x in figures["mailnest"][command]),
-                    statistics.median(x[1] for x in figures["mailnest"][command])]
-            theirs = [statistics.median(x[0] for x in figures["dovecot"][command]),
-                      statistics.median(x[1] for x in figures["dovecot"][command])]
-            print(f"{command:<8} {ours[0] * 1000:>11.1f}ms {ours[1] * 1000:>7.1f}ms {theirs[0] * 1000:>10.1f}ms "
-                  f"{theirs[1] * 1000:>7.1f}ms {ours[0] / theirs[0]:>9.2f}x")
+            row = f"{command:<8}" + "".join(
+                f" {med(n, command, 0) * 1000:>12.1f}ms {med(n, command, 1) * 1000:>7.1f}ms" for n in names)
+            row += "".join(f" {med(n, command, 0) / med('dovecot', command, 0):>16.2f}x"
+                           for n in names if n != "dovecot")
+            if "before" in names:
+                row += f" {med('mailnest', command, 0) / med('before', command, 0):>12.2f}x"
+            print(row)
         print("commands per round: " + ", ".join(f"{n} {statistics.median(c):.0f}" for n, c in counts.items()))
     finally:
-        if server is not None:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(30)
+        for process in servers_started:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(30)
         dovecot.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
