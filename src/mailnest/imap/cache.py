@@ -40,6 +40,18 @@ class MessageCache:
             self._entries.move_to_end((uid, kind))
             return entry[0]
 
+    def get_many(self, uids: list[int], kind: str) -> dict[int, Any]:
+        """`get` for many messages under one lock: the cached ones, by uid."""
+        found = {}
+        entries = self._entries
+        with self._lock:
+            for uid in uids:
+                entry = entries.get((uid, kind))
+                if entry is not None:
+                    entries.move_to_end((uid, kind))
+                    found[uid] = entry[0]
+        return found
+
     def put(self, uid: int, kind: str, value: Any) -> None:
         size = _size(value)
         if size > self.budget // 8:

@@ -187,10 +187,8 @@ class Fetcher:
         cache: MessageCache = self.session.cache
         found = {}
         for name in _CACHED & names:
-            for uid in uids:
-                value = cache.get(uid, name)
-                if value is not None:
-                    found[(uid, name)] = value
+            for uid, value in cache.get_many(uids, name).items():
+                found[(uid, name)] = value
         return found
 
     @staticmethod

@@ -221,12 +221,9 @@ class Searcher:
         found = self.found.setdefault(kind, {})
         missing: list[int] = []
         waiting: dict[int, asyncio.Future[None]] = {}
+        found.update(cache.get_many([uid for uid in candidates if uid not in found], kind))
         for uid in candidates:
             if uid in found:
-                continue
-            value = cache.get(uid, kind)
-            if value is not None:
-                found[uid] = value
                 continue
             pending = cache.inflight.get((uid, kind))
             if pending is None:
