@@ -105,7 +105,10 @@ def test_the_sendmail_examples(server: dict[str, int]) -> None:
         shell(line, server)
     listing = api(server, "/api/v1/messages").json()
     assert [m["Subject"] for m in listing["messages"]] == ["hi", "hi"]
-    assert api(server, "/api/v1/mailboxes").json() == [{"Address": "dev@example.com", "Total": 2, "Unread": 2}]
+    boxes = api(server, "/api/v1/mailboxes").json()
+    assert [{k: b[k] for k in ("Address", "Total", "Unread")} for b in boxes] == [
+        {"Address": "dev@example.com", "Total": 2, "Unread": 2}]
+    assert boxes[0]["Latest"] == listing["messages"][0]["Created"]
 
 
 def test_the_ingest_dump_and_readyz_examples(server: dict[str, int], tmp_path: Path) -> None:

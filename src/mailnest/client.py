@@ -8,6 +8,10 @@ Retry-After it gives, within its timeout).
 A message's envelope (`Mail.envelope`, a `mailnest.models.Envelope`) has `mail_from == "<>"` for the null sender
 of bounces and delivery reports (`MAIL FROM:<>`), as the API shows it. `folders()` lists INBOX (delivered mail)
 and the folders IMAP clients made; search a folder with the query `folder:NAME`.
+
+Mailboxes on demand, for test runs sharing one server: `create_mailbox(...)` makes a throwaway random domain with
+its own retention (and optional webhook) and returns it as a `Mailbox`; `delete_mailbox(...)` removes it and its
+mail. A server without them (mailnest before they came) raises `NotSupportedError`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -27,8 +32,10 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Folder",
+    "Mailbox",
     "MailnestError",
     "NotFoundError",
+    "NotSupportedError",
     "QueryError",
     "ServerUnavailableError",
     "WaitTimeoutError",
@@ -61,6 +68,10 @@ class QueryError(MailnestError, search.QueryError):
 
 class NotFoundError(MailnestError, LookupError):
     """No message (or part) with that ID."""
+
+
+class NotSupportedError(MailnestError):
+    """The server does not have this route (an older mailnest, or a Mailpit)."""
 
 
 class ServerUnavailableError(MailnestError, ConnectionError):
@@ -107,6 +118,54 @@ class Folder:
                    int(data.get("Unread") or 0))
 
 
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """A mailbox on demand: every address at `domain` is its own, its mail goes by its retention (`max_messages`
+    newest kept, 0: any number; mail older than `max_age` seconds goes, 0: kept until deleted) and each message is
+    POSTed to `webhook` when set. List its mail with `client.messages(mailbox=box.mailbox)`, wait with
+    `client.wait_for(mailbox=box.mailbox)`, or search with `box.query`."""
+
+    domain: str
+    mailbox: str  # "@domain": the `mailbox` argument of messages(), search() and wait_for()
+    query: str  # the search term that selects its mail
+    max_messages: int
+    max_age: float
+    webhook: str | None
+    created: datetime
+    total: int = 0
+    unread: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Mailbox:
+        return cls(domain=str(data["Domain"]), mailbox=str(data.get("Mailbox") or "@" + str(data["Domain"])),
+                   query=str(data.get("Query") or f"mailbox:@{data['Domain']}"),
+                   max_messages=int(data.get("MaxMessages") or 0), max_age=float(data.get("MaxAge") or 0),
+                   webhook=data.get("Webhook") or None,
+                   created=datetime.fromisoformat(str(data["Created"]).replace("Z", "+00:00")),
+                   total=int(data.get("Total") or 0), unread=int(data.get("Unread") or 0))
+
+    def address(self, name: str = "user") -> str:
+        """An address of this mailbox: address("alice") -> alice@<domain>."""
+        return f"{name}@{self.domain}"
+
+
+def _mailbox_body(label: str | None, max_messages: int | None, max_age: float | None,
+                  webhook: str | None) -> dict[str, object]:
+    given = {"Label": label, "MaxMessages": max_messages, "MaxAge": max_age, "Webhook": webhook}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _mailbox_created(response: httpx.Response) -> Mailbox:
+    return Mailbox.from_json(response.json())
+
+
+def _domain(mailbox: str | Mailbox) -> str:
+    domain = mailbox.domain if isinstance(mailbox, Mailbox) else mailbox.removeprefix("@")
+    if not domain or "/" in domain:
+        raise ValueError(f"{mailbox!r} is not the domain of a mailbox on demand")
+    return domain
+
+
 def _folders(data: Mapping[str, Any]) -> list[Folder]:
     return [Folder.from_json(item) for item in data.get("Folders") or ()]
 
@@ -145,7 +204,11 @@ def _error_reason(response: httpx.Response) -> str:
     return str(body)
 
 
-def _raise_for(response: httpx.Response, *, query: str | None = None) -> None:
+_NO_MAILBOX = "no mailbox on demand"  # how the server's 404 for a mailbox on demand begins
+
+
+def _raise_for(response: httpx.Response, *, query: str | None = None, on_demand: bool = False) -> None:
+    """`on_demand`: a mailbox on demand route, which an older server answers 404 or 405 (no such route)."""
     if response.is_success:
         return
     reason = _error_reason(response)
@@ -153,6 +216,9 @@ def _raise_for(response: httpx.Response, *, query: str | None = None) -> None:
     request = f"{response.request.method} {response.request.url.path}"
     if status == 400 and query is not None:
         raise QueryError(query, reason, status=status)
+    if on_demand and (status == 405 or (status == 404 and not reason.startswith(_NO_MAILBOX))):
+        raise NotSupportedError(f"{request}: this server does not have it (HTTP {status}: {reason}); "
+                                "is it an older mailnest?", status=status, reason=reason)
     if status == 404:
         raise NotFoundError(f"{request}: {reason}", status=status, reason=reason)
     raise MailnestError(f"{request} failed with HTTP {status}: {reason}", status=status, reason=reason)
@@ -209,12 +275,13 @@ class Client(_Common):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, method: str, path: str, *, query: str | None = None, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, *, query: str | None = None, on_demand: bool = False,
+              **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, f"{_API}/{path}", **kwargs)
         except httpx.TransportError as error:
             raise _unavailable(self.base_url, error) from error
-        _raise_for(response, query=query)
+        _raise_for(response, query=query, on_demand=on_demand)
         return response
 
     def info(self) -> dict[str, Any]:
@@ -260,6 +327,21 @@ class Client(_Common):
 
     def mark_read_all(self, read: bool = True) -> None:
         self._send("PUT", "messages", json={"IDs": [], "Read": read})
+
+    def create_mailbox(self, *, label: str | None = None, max_messages: int | None = None,
+                       max_age: float | None = None, webhook: str | None = None) -> Mailbox:
+        """A new mailbox on demand (a random domain, `label` in front); the server's defaults for what is not
+        given (max_age: a day). NotSupportedError from a server without them."""
+        return _mailbox_created(self._send("POST", "mailboxes", on_demand=True,
+                                           json=_mailbox_body(label, max_messages, max_age, webhook)))
+
+    def mailbox(self, domain: str | Mailbox) -> Mailbox:
+        """A mailbox on demand as it is now (with its counts); NotFoundError once it is gone."""
+        return Mailbox.from_json(self._send("GET", f"mailboxes/{_domain(domain)}", on_demand=True).json())
+
+    def delete_mailbox(self, domain: str | Mailbox) -> int:
+        """Remove a mailbox on demand and its mail; returns how many messages went. NotFoundError if it is gone."""
+        return int(self._send("DELETE", f"mailboxes/{_domain(domain)}", on_demand=True).json().get("Deleted") or 0)
 
     def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0,
                  mailbox: str | None = None) -> list[Mail]:
@@ -311,12 +393,13 @@ class AsyncClient(_Common):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, method: str, path: str, *, query: str | None = None, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, *, query: str | None = None, on_demand: bool = False,
+                    **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, f"{_API}/{path}", **kwargs)
         except httpx.TransportError as error:
             raise _unavailable(self.base_url, error) from error
-        _raise_for(response, query=query)
+        _raise_for(response, query=query, on_demand=on_demand)
         return response
 
     async def info(self) -> dict[str, Any]:
@@ -361,6 +444,18 @@ class AsyncClient(_Common):
 
     async def mark_read_all(self, read: bool = True) -> None:
         await self._send("PUT", "messages", json={"IDs": [], "Read": read})
+
+    async def create_mailbox(self, *, label: str | None = None, max_messages: int | None = None,
+                             max_age: float | None = None, webhook: str | None = None) -> Mailbox:
+        return _mailbox_created(await self._send("POST", "mailboxes", on_demand=True,
+                                                 json=_mailbox_body(label, max_messages, max_age, webhook)))
+
+    async def mailbox(self, domain: str | Mailbox) -> Mailbox:
+        return Mailbox.from_json((await self._send("GET", f"mailboxes/{_domain(domain)}", on_demand=True)).json())
+
+    async def delete_mailbox(self, domain: str | Mailbox) -> int:
+        response = await self._send("DELETE", f"mailboxes/{_domain(domain)}", on_demand=True)
+        return int(response.json().get("Deleted") or 0)
 
     async def wait_for(self, query: str = "", *, count: int = 1, timeout: float = 10.0,
                        mailbox: str | None = None) -> list[Mail]:

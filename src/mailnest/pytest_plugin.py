@@ -5,6 +5,12 @@ at one already running (`--mailnest-url`). `mailnest` (function) gives each test
 own (`alice@<test>-<token>.mailnest.test`) and reads only mail sent to that domain, through the API's
 `mailbox=@domain` filter, so tests running side by side never see each other's mail.
 
+Against a server already running (`--mailnest-url`, shared by several runs), each test's domain is a mailbox on
+demand (`POST /api/v1/mailboxes`), made with a retention (SPACE_MAX_AGE) so that the mail of a run that crashed
+goes by itself, and deleted with its mail after a test that passed (a failed test's mail stays for a look, until
+its retention takes it). A server without mailboxes on demand (an older mailnest) gets today's domains, and so
+does an overridden `mailnest_domain`.
+
 Loaded by every pytest run once mailnest is installed, so importing this module must stay cheap: the server, the
 HTTP client and their dependencies are imported only when a fixture is first used.
 """
@@ -13,7 +19,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 DEFAULT_DOMAIN = "mailnest.test"  # .test is reserved for testing (RFC 2606): mail to it can never leave
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
 _PAGE = 1000
+SPACE_MAX_AGE = 3600.0  # seconds a remote server keeps a test's mail when the test did not delete its mailbox
+_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +54,7 @@ class MailnestServer:
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port
         self.thread = thread  # None when the server is not ours (--mailnest-url)
+        self.spaces = thread is None  # make a mailbox on demand per test (until the server says it has none)
         self._client: Client | None = None
         self._stopped = False
 
@@ -76,9 +86,10 @@ class MailnestServer:
 class Inbox:
     """One test's private view of mailnest: its own addresses, and only the mail sent to them."""
 
-    def __init__(self, server: MailnestServer, domain: str, test: str = "") -> None:
+    def __init__(self, server: MailnestServer, domain: str, test: str = "", *, space: bool = False) -> None:
         self.server = server
         self.domain = domain.lower()
+        self.space = space  # the domain is a mailbox on demand of the server's, deleted by `close(delete=True)`
         self._test = test
         self._closed = False
 
@@ -167,7 +178,19 @@ class Inbox:
                              "use mailnest.address(...) for the addresses the code under test sends to")
         return to.lower()
 
-    def close(self) -> None:
+    def close(self, *, delete: bool = True) -> None:
+        """No use after this; a mailbox on demand is deleted with its mail (unless `delete` is False: then its
+        retention takes it)."""
+        if self.space and delete and not self._closed:
+            from .client import MailnestError, NotFoundError
+
+            try:
+                self.server.client.delete_mailbox(self.domain)
+            except NotFoundError:
+                pass  # gone already (its retention, or the test deleted it)
+            except MailnestError as error:
+                warnings.warn(pytest.PytestWarning(f"mailnest: the mailbox {self.domain} was not deleted ({error}); "
+                                                   "its retention removes it"), stacklevel=2)
         self._closed = True
 
     def __repr__(self) -> str:
@@ -184,10 +207,26 @@ def _describe(wanted: str | re.Pattern[str]) -> str:
     return f"/{wanted.pattern}/" if isinstance(wanted, re.Pattern) else repr(wanted)
 
 
+def _slug(test_name: str) -> str:
+    """A DNS label naming the test, so the web UI shows whose mail is whose."""
+    return re.sub(r"[^a-z0-9]+", "-", test_name.lower().removeprefix("test_")).strip("-")[:24].strip("-") or "t"
+
+
 def _label(test_name: str) -> str:
-    """A DNS label naming the test (so the web UI shows whose mail is whose), made unique by a random token."""
-    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower().removeprefix("test_")).strip("-")[:24].strip("-")
-    return f"{slug or 't'}-{os.urandom(4).hex()}"
+    """The test's DNS label, made unique by a random token."""
+    return f"{_slug(test_name)}-{os.urandom(4).hex()}"
+
+
+def _space_inbox(server: MailnestServer, test_name: str, test: str) -> Inbox | None:
+    """A mailbox on demand of the server's for this test; None (and none tried again) when the server has none."""
+    from .client import NotSupportedError
+
+    try:
+        box = server.client.create_mailbox(label=_slug(test_name), max_age=SPACE_MAX_AGE)
+    except NotSupportedError:
+        server.spaces = False
+        return None
+    return Inbox(server, box.domain, test, space=True)
 
 
 @pytest.fixture(scope="session")
@@ -245,8 +284,22 @@ def _remote(url: str, smtp: str | None) -> MailnestServer:
 @pytest.fixture
 def mailnest(request: pytest.FixtureRequest, mailnest_server: MailnestServer, mailnest_domain: str) -> Iterator[Inbox]:
     """This test's inbox: `mailnest.address("alice")`, `mailnest.smtp_host/smtp_port`, `mailnest.wait_for()`."""
-    inbox = Inbox(mailnest_server, f"{_label(request.node.name)}.{mailnest_domain}", request.node.nodeid)
+    inbox = None
+    if mailnest_server.spaces and mailnest_domain == DEFAULT_DOMAIN:
+        inbox = _space_inbox(mailnest_server, request.node.name, request.node.nodeid)
+    if inbox is None:
+        inbox = Inbox(mailnest_server, f"{_label(request.node.name)}.{mailnest_domain}", request.node.nodeid)
     try:
         yield inbox
     finally:
-        inbox.close()
+        inbox.close(delete=not request.node.stash.get(_FAILED, False))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remembers a failed test, so that its mailbox on demand is kept for a look (see `mailnest`)."""
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report

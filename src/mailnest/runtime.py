@@ -35,7 +35,7 @@ from .limits import quiet_accept_errors
 from .mcp.streamable import McpHttp
 from .metrics import Metrics
 from .outputs import CustomHandlers, OutputDispatcher
-from .outputs.webhook import WebhookDispatcher
+from .outputs.webhook import SpaceWebhooks, WebhookDispatcher
 from .outputs.work import WorkSweeper
 from .pop3.server import checking_authenticator, start_pop3
 from .smtp.security import SMTPSecurity
@@ -43,6 +43,7 @@ from .smtp.server import SMTPListener, start_smtp
 from .store.base import Store
 from .store.select import open_store
 from .tags import parse_rules
+from .web.spaces import suffix_of
 
 log = logging.getLogger("mailnest")
 
@@ -110,6 +111,9 @@ class MailServer:
             self.work.serve(self.webhooks)
         self.work.configure()
         self.metrics.watch(webhooks=self.webhooks, relay=self.outputs.relay)
+        # The webhooks of mailboxes on demand (POST /api/v1/mailboxes), posted by the node that took the message.
+        self.space_webhooks = SpaceWebhooks.for_spaces(self.config, self.store, self.hub,
+                                                       suffix=suffix_of(self.config.extra))
         # MCP for coding agents at /mcp: loads the SDK and starts its session manager on the first request only.
         self.mcp = McpHttp()
         self._wrote_ports_file = False
@@ -197,6 +201,8 @@ class MailServer:
         if self.webhooks is not None:
             await self.webhooks.start()
             self._closers.append(self.webhooks.close)
+        await self.space_webhooks.start()
+        self._closers.append(self.space_webhooks.close)
         await self.outputs.start()
         self._closers.append(self.outputs.close)
         await self.work.start()

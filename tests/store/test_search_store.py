@@ -316,7 +316,7 @@ def test_a_database_from_before_pending_rows_migrates(tmp_path: Path) -> None:
     asyncio.run(fill())
     with sqlite3.connect(path) as conn:  # back to schema 2, as mailnest before this change wrote it
         conn.executescript("""
-            DROP TABLE work; DROP VIEW search_text; DROP TABLE search_pending; DROP TRIGGER messages_cleanup;
+            DROP TABLE work; DROP TABLE spaces; DROP VIEW search_text; DROP TABLE search_pending; DROP TRIGGER messages_cleanup;
             ALTER TABLE bodies DROP COLUMN raw_codec;
             DROP TRIGGER totals_insert; DROP TRIGGER totals_delete; DROP TRIGGER totals_update; DROP TABLE totals;
             CREATE TRIGGER messages_cleanup AFTER DELETE ON messages BEGIN

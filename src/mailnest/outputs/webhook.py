@@ -18,6 +18,10 @@ Once-only work (outputs/work.py): each URL is a kind of its own, `webhook:URL`. 
 stops or dies is not, and the next node to sweep posts it (`redo`). Several nodes on one database post each
 message once per URL.
 
+Mailboxes on demand (`POST /api/v1/mailboxes` with a `Webhook`) have webhooks of their own: `SpaceWebhooks`
+posts each message for such a mailbox's domain to its URL, the same way (body, headers, retries), but not as
+once-only work (see its docstring).
+
 Tunables in `Config.extra`: `webhook_attempts` (5), `webhook_backoff` (1.0 s), `webhook_max_backoff` (60.0 s),
 `webhook_timeout` (10.0 s), `webhook_queue` (10000 summaries per URL).
 """
@@ -29,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ from .. import __version__
 from ..config import Config, ConfigError
 from ..events import Event, Hub, MessageAdded
 from ..models import Summary
+from ..store.base import Space, Store
 from ..web import json as render
 from .work import WorkSweeper
 
@@ -129,7 +135,8 @@ class WebhookDispatcher:
             self._targets.append(target)
         self._listening = True
         self.hub.add_listener(self._on_event, local_only=True)
-        log.info("webhooks: posting every new message to %s", ", ".join(self.urls))
+        if self.urls:
+            log.info("webhooks: posting every new message to %s", ", ".join(self.urls))
 
     def _on_event(self, event: Event) -> None:
         # Runs inside Hub.publish, on the ingest path: render once and queue, never wait.
@@ -179,27 +186,31 @@ class WebhookDispatcher:
                 target.wakeup.clear()
                 await target.wakeup.wait()
                 continue
-            uid, message_id, body = target.queue[0]
-            target.busy = True
-            try:
-                for attempt in range(1, self.attempts + 1):
-                    reason = await self._post(target.url, body)
-                    if reason is None:
-                        target.delivered += 1
-                        self._done(uid, target)
-                        break
-                    if attempt == self.attempts:
-                        target.failed += 1
-                        log.error("webhook %s: gave up on message %s after %d attempts: %s", target.url, message_id,
-                                  attempt, reason)
-                        self._done(uid, target)
-                        break
-                    log.warning("webhook %s: message %s: %s; retrying in %.1fs", target.url, message_id, reason,
-                                self._delay(attempt))
-                    await asyncio.sleep(self._delay(attempt))
-            finally:
-                target.busy = False
-            target.queue.popleft()
+            await self._post_first(target)
+
+    async def _post_first(self, target: _Target) -> None:
+        """Post the first summary of the target's queue, retrying with backoff; then take it off the queue."""
+        uid, message_id, body = target.queue[0]
+        target.busy = True
+        try:
+            for attempt in range(1, self.attempts + 1):
+                reason = await self._post(target.url, body)
+                if reason is None:
+                    target.delivered += 1
+                    self._done(uid, target)
+                    break
+                if attempt == self.attempts:
+                    target.failed += 1
+                    log.error("webhook %s: gave up on message %s after %d attempts: %s", target.url, message_id,
+                              attempt, reason)
+                    self._done(uid, target)
+                    break
+                log.warning("webhook %s: message %s: %s; retrying in %.1fs", target.url, message_id, reason,
+                            self._delay(attempt))
+                await asyncio.sleep(self._delay(attempt))
+        finally:
+            target.busy = False
+        target.queue.popleft()
 
     @property
     def _kept(self) -> bool:
@@ -223,7 +234,7 @@ class WebhookDispatcher:
             return
         with contextlib.suppress(TimeoutError):
             await self.flush(CLOSE_TIMEOUT)
-        for target in self._targets:
+        for target in list(self._targets):
             if target.task is not None:
                 target.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -234,3 +245,141 @@ class WebhookDispatcher:
                           len(target.queue), target.queue[0][1], kept)
         await self._client.aclose()
         self._client = None
+
+
+SPACE_LOOKUP_TTL = 2.0  # seconds a space (or its absence) looked up for a domain is trusted
+
+
+class SpaceWebhooks(WebhookDispatcher):
+    """The webhooks of mailboxes on demand (`POST /api/v1/mailboxes` with a `Webhook`): each new message with an
+    envelope recipient at a space's domain is posted to that space's URL, with the body, headers, retries and
+    backoff of `--webhook`, in arrival order per URL.
+
+    Once per message however many nodes share the store: only the node that received it posts it (local events).
+    Unlike `--webhook` this is not once-only work kept in the store: a post still queued or retrying when its node
+    stops or dies is logged and not made. Only mail to a domain under `suffix` (where spaces are made) costs a
+    lookup: the space of the domain (trusted for SPACE_LOOKUP_TTL), then, for a space with a webhook, the
+    message's envelope, since To and Cc may name addresses the message was not sent to."""
+
+    def __init__(self, store: Store, hub: Hub, *, suffix: str, attempts: int = 5, backoff: float = 1.0,
+                 max_backoff: float = 60.0, timeout: float = 10.0, queue_size: int = 10000,
+                 label: str | None = None) -> None:
+        super().__init__((), hub, attempts=attempts, backoff=backoff, max_backoff=max_backoff, timeout=timeout,
+                         queue_size=queue_size, label=label)
+        self.store = store
+        self.suffix = suffix.lower().strip(".")
+        self._arrived: deque[Summary] = deque()
+        self._wake = asyncio.Event()
+        self._resolving = False
+        self._resolver: asyncio.Task[None] | None = None
+        self._by_url: dict[str, _Target] = {}
+        self._known: dict[str, tuple[float, Space | None]] = {}
+
+    @classmethod
+    def for_spaces(cls, config: Config, store: Store, hub: Hub, *, suffix: str) -> SpaceWebhooks:
+        extra: dict[str, Any] = config.extra
+        return cls(store, hub, suffix=suffix, attempts=int(extra.get("webhook_attempts", 5)),
+                   backoff=float(extra.get("webhook_backoff", 1.0)),
+                   max_backoff=float(extra.get("webhook_max_backoff", 60.0)),
+                   timeout=float(extra.get("webhook_timeout", 10.0)),
+                   queue_size=int(extra.get("webhook_queue", 10000)), label=config.label)
+
+    async def start(self) -> None:
+        await super().start()
+        self._resolver = asyncio.get_running_loop().create_task(self._resolve(), name="mailnest-space-webhooks")
+
+    def _on_event(self, event: Event) -> None:
+        if not self._listening or not isinstance(event, MessageAdded):
+            return
+        if self._candidates(event.summary):
+            self._arrived.append(event.summary)
+            self._wake.set()
+
+    def _candidates(self, summary: Summary) -> set[str]:
+        tail = "." + self.suffix
+        return {domain for a in (*summary.to, *summary.cc, *summary.bcc)
+                if (domain := a.address.rpartition("@")[2].lower()).endswith(tail)}
+
+    async def _space(self, domain: str) -> Space | None:
+        now = time.monotonic()
+        known = self._known.get(domain)
+        if known is not None and now - known[0] < SPACE_LOOKUP_TTL:
+            return known[1]
+        space = await self.store.get_space(domain)
+        if len(self._known) > 10_000:
+            self._known.clear()
+        self._known[domain] = (now, space)
+        return space
+
+    async def _resolve(self) -> None:
+        while True:
+            if not self._arrived:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            summary = self._arrived[0]
+            self._resolving = True
+            try:
+                await self._route(summary)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhooks of mailboxes on demand: message %s not posted", summary.id)
+            finally:
+                self._resolving = False
+                self._arrived.popleft()
+
+    async def _route(self, summary: Summary) -> None:
+        hooked = [space for domain in sorted(self._candidates(summary))
+                  if (space := await self._space(domain)) is not None and space.webhook]
+        if not hooked:
+            return
+        found = (await self.store.raw_with_envelopes([summary.id])).get(summary.id)
+        if found is None:  # deleted meanwhile
+            return
+        domains = {rcpt.rpartition("@")[2].lower() for rcpt in found[1].rcpt_tos}
+        body = json.dumps(render.summary(summary), ensure_ascii=False).encode()
+        for url in dict.fromkeys(space.webhook for space in hooked if space.domain in domains and space.webhook):
+            self._enqueue(url, summary, body)
+
+    def _enqueue(self, url: str, summary: Summary, body: bytes) -> None:
+        target = self._by_url.get(url)
+        if target is None:
+            target = self._by_url[url] = _Target(url)
+            self._targets.append(target)
+            target.task = asyncio.get_running_loop().create_task(self._drain(target),
+                                                                 name=f"mailnest-space-webhook-{url}")
+        if len(target.queue) >= self.queue_size:
+            target.dropped += 1
+            log.error("webhook %s: queue full (%d waiting), message %s NOT posted; %d refused so far",
+                      target.url, len(target.queue), summary.id, target.dropped)
+            return
+        target.queue.append((summary.uid, summary.id, body))
+        target.wakeup.set()
+
+    async def _drain(self, target: _Target) -> None:
+        """Post the URL's queue in order; the target goes once its queue is empty (spaces come and go)."""
+        while target.queue:
+            await self._post_first(target)
+        self._targets.remove(target)
+        del self._by_url[target.url]
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        async def drained() -> None:
+            while self._arrived or self._resolving or any(t.queue or t.busy for t in self._targets):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(drained(), timeout)
+
+    async def close(self) -> None:
+        if self._resolver is not None:
+            with contextlib.suppress(TimeoutError):
+                await self.flush(CLOSE_TIMEOUT)
+            self._resolver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resolver
+            self._resolver = None
+            if self._arrived:
+                log.error("webhooks of mailboxes on demand: %d message(s) not posted at shutdown",
+                          len(self._arrived))
+        await super().close()

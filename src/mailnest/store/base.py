@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -36,6 +36,27 @@ class MailboxInfo:
     address: str
     total: int
     unread: int
+    # `created` of its newest message (None when unknown); not compared, so a count check needs no clock
+    latest: datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    """A throwaway address space (`POST /api/v1/mailboxes`): every address at `domain` (lower-case), with its own
+    retention applied by the store's retention job (`max_messages` 0: no limit; `max_age` seconds, None: no limit)
+    and an optional `webhook` URL that each message for the domain is posted to. `created`: seconds since the epoch.
+
+    A space's mail is the delivered mail with an envelope recipient at exactly `domain` (the view `@domain`)."""
+
+    domain: str
+    created: float
+    max_messages: int = 0
+    max_age: float | None = None
+    webhook: str | None = None
+
+
+class SpaceExistsError(Exception):
+    """`create_space` of a domain that has a space already (nothing was written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,3 +241,18 @@ class Store(Protocol):
                           date: datetime | None) -> int: ...
     async def imap_copy(self, uids: Sequence[int], login: str | None, folder: str,
                         *, move: bool = False) -> builtins.list[tuple[int, int]]: ...
+
+    # Spaces (mailboxes on demand, `Space`): shared by every node of a database. `create_space` raises
+    # SpaceExistsError for a domain taken; `delete_space` removes the space and its mail in one transaction and
+    # returns the ids deleted (None: no such space, nothing done). `prune_spaces` applies every space's retention
+    # once (on PostgreSQL by one node per round, under an advisory lock: the others get []), and removes a space
+    # older than its max_age that has no mail left; it returns the ids pruned. The store runs it every
+    # SPACE_PRUNE_EVERY seconds while started; `now` (seconds since the epoch) is for tests.
+    async def create_space(self, space: Space) -> None: ...
+    async def get_space(self, domain: str) -> Space | None: ...
+    async def spaces(self) -> builtins.list[Space]: ...
+    async def delete_space(self, domain: str) -> builtins.list[str] | None: ...
+    async def prune_spaces(self, now: float | None = None) -> builtins.list[str]: ...
+
+
+SPACE_PRUNE_EVERY = 5.0  # seconds between two rounds of the spaces' retention

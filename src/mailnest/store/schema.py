@@ -147,6 +147,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 6: how each row's raw bytes are stored (store/codec.py): 0 as received, 1 one zstd frame (--compress)
         "ALTER TABLE bodies ADD COLUMN raw_codec INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # 7: spaces, the throwaway address spaces of POST /api/v1/mailboxes (store/base.py Space)
+        """CREATE TABLE spaces (domain TEXT PRIMARY KEY, created REAL NOT NULL,
+            max_messages INTEGER NOT NULL DEFAULT 0, max_age REAL, webhook TEXT) WITHOUT ROWID""",
+    ),
 )
 
 

@@ -605,7 +605,8 @@ class Api:
 
     async def list_mailboxes(self, request: Request) -> Response:
         boxes: Iterable[MailboxInfo] = await self.store.mailboxes()
-        return JSONResponse([{"Address": b.address, "Total": b.total, "Unread": b.unread} for b in boxes])
+        return JSONResponse([{"Address": b.address, "Total": b.total, "Unread": b.unread,
+                              "Latest": render.rfc3339(b.latest)} for b in boxes])
 
     async def list_folders(self, request: Request) -> Response:
         """INBOX (delivered mail) first, then every folder IMAP clients made, whoever's; list a folder's messages

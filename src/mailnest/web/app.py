@@ -37,6 +37,7 @@ from .compat_mailhog import MailHog
 from .events import LiveEvents, fold_origin, origin_allowed
 from .openapi import OpenApi
 from .send import SendApi
+from .spaces import Spaces
 from .tagging import Tagging
 
 if TYPE_CHECKING:
@@ -335,6 +336,7 @@ def create_app(server: MailServer) -> Starlette:
         *checks.routes(),
         *SendApi(context).routes(),
         *Tagging(context).routes(),
+        *Spaces(context).routes(),
         *Application(context, RuntimeCounters(server.hub, metrics)).routes(),
         *ChaosApi(context).routes(),
         *LiveEvents(server.store, server.hub, server.config.cors_origins, server.config.max_event_queue).routes(),

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..chaos import MAX_LINK_SPEED
+from . import spaces
 from .api import DEFAULT_LIMIT, MAX_START, PAGE_CAP
 from .compat_mailhog import MAX_RENDER_DEPTH
 from .send import ADDRESS_PATTERN
@@ -94,7 +95,29 @@ SCHEMAS: dict[str, Any] = {
                    "Total": INT, "Unread": INT}, ("Name", "Owner", "Total", "Unread")),
     "Folders": obj({"Folders": array(ref("Folder"))}, ("Folders",)),
     "MessageHeaders": {"type": "object", "additionalProperties": array(STR)},
-    "Mailbox": obj({"Address": STR, "Total": INT, "Unread": INT}, ("Address", "Total", "Unread")),
+    "Mailbox": obj({"Address": STR, "Total": INT, "Unread": INT,
+                    "Latest": {"type": "string", "format": "date-time", "nullable": True,
+                               "description": "when its newest message arrived"}},
+                   ("Address", "Total", "Unread", "Latest")),
+    "NewMailboxOnDemand": obj({
+        "Label": {"type": "string", "pattern": spaces.LABEL_PATTERN, "nullable": True,
+                  "description": "put in front of the random part of the domain (a DNS label; null: none)"},
+        "MaxMessages": {"type": "integer", "minimum": 0, "maximum": spaces.MAX_MAX_MESSAGES, "nullable": True,
+                        "description": "keep the newest this many (0, the default, or null: any number)"},
+        "MaxAge": {"type": "number", "minimum": 0, "maximum": spaces.MAX_MAX_AGE, "nullable": True,
+                   "description": f"seconds mail is kept (default {spaces.DEFAULT_MAX_AGE:g}; 0 or null: until "
+                                  "deleted); a space past its age with no mail left goes too"},
+        "Webhook": {"type": "string", "pattern": spaces.WEBHOOK_PATTERN, "nullable": True,
+                    "description": "each message for the domain is POSTed here, as --webhook posts"},
+    }, additionalProperties=False),
+    "MailboxOnDemand": obj({
+        "Domain": STR, "Address": {"type": "string", "description": "an example address (any local part works)"},
+        "Mailbox": {"type": "string", "description": "the mailbox parameter of the lists and /api/v1/wait"},
+        "Query": {"type": "string", "description": "the search term selecting its mail"},
+        "MaxMessages": INT, "MaxAge": NUM, "Webhook": NULLABLE_STR,
+        "Created": {"type": "string", "format": "date-time"}, "Total": INT, "Unread": INT,
+    }, ("Domain", "Address", "Mailbox", "Query", "MaxMessages", "MaxAge", "Webhook", "Created", "Total", "Unread")),
+    "MailboxOnDemandDeleted": obj({"Domain": STR, "Deleted": INT}, ("Domain", "Deleted")),
     "AppInformation": obj({
         "Version": STR, "LatestVersion": STR, "Database": STR, "DatabaseSize": INT, "Messages": INT, "Unread": INT,
         "Tags": {"type": "object", "additionalProperties": INT},
@@ -213,6 +236,7 @@ def in_path(name: str, description: str) -> dict[str, Any]:
 
 
 TAG = {"name": "Tag", "in": "path", "required": True, "schema": TAG_NAME, "description": "The tag's name"}
+DOMAIN = in_path("Domain", "The Domain that POST /api/v1/mailboxes gave")
 ID = in_path("ID", 'Message database ID, or "latest" (with optional query, tz and mailbox parameters)')
 PART = in_path("PartID", "Attachment part ID (as in the message's Attachments and Inline)")
 # Mailpit's lists read start and limit leniently: anything but a whole number of 0 or more means the default.
@@ -341,8 +365,22 @@ def paths() -> dict[str, Any]:
                               query("timeout", {"type": "number", "minimum": 0, "maximum": 300})],
                       fail=(400, 408, 503), stream=True),
         },
-        "/api/v1/mailboxes": {"get": op("Mailboxes (envelope recipients) with counts (mailnest)",
-                                        json_response("Mailboxes", array(ref("Mailbox"))), tags="mailnest")},
+        "/api/v1/mailboxes": {
+            "get": op("Mailboxes (envelope recipients) with counts (mailnest)",
+                      json_response("Mailboxes", array(ref("Mailbox"))), tags="mailnest"),
+            "post": op("Make a mailbox on demand: a throwaway random domain with its own retention and webhook, "
+                       "for test runs sharing a server (mailnest)",
+                       json_response("The new mailbox", ref("MailboxOnDemand")), ok_code="201", tags="mailnest",
+                       body=ref("NewMailboxOnDemand"), fail=(400, 409, 413)),
+        },
+        "/api/v1/mailboxes/{Domain}": {
+            "get": op("A mailbox on demand, with its counts (mailnest)",
+                      json_response("The mailbox", ref("MailboxOnDemand")), tags="mailnest", params=[DOMAIN],
+                      fail=(404,)),
+            "delete": op("Remove a mailbox on demand and its mail (mailnest)",
+                         json_response("What went", ref("MailboxOnDemandDeleted")), tags="mailnest",
+                         params=[DOMAIN], fail=(404,)),
+        },
         "/api/v1/folders": {"get": op("INBOX (delivered mail), then every folder IMAP clients made, with counts; "
                                       "list a folder's messages with ?query=folder:NAME (mailnest)",
                                       json_response("Folders", ref("Folders")), tags="mailnest")},

@@ -226,6 +226,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # (--compress). A constant default: no table rewrite, old rows read as stored as received.
         "ALTER TABLE bodies ADD COLUMN raw_codec integer NOT NULL DEFAULT 0",
     ),
+    (
+        # Version 6: spaces, the throwaway address spaces of POST /api/v1/mailboxes (store/base.py Space), shared
+        # by every node of the database; their retention runs under the advisory lock `spaces` (spaces.py).
+        """CREATE TABLE spaces (domain text PRIMARY KEY, created double precision NOT NULL,
+            max_messages integer NOT NULL DEFAULT 0, max_age double precision, webhook text)""",
+    ),
 )
 
 

@@ -40,6 +40,7 @@ from .errors import store_error
 from .imap import ImapMixin
 from .ingest import IngestMixin, _text
 from .retention import RetentionMixin
+from .spaces import SpaceMixin
 from .tags import TagMixin
 from .work import WorkMixin
 
@@ -106,7 +107,7 @@ def schema_name(tenant: str | None) -> str:
     return tenant
 
 
-class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin):
+class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin, SpaceMixin):
     def __init__(self, url: str, hub: Hub, *, max_messages: int = 0, max_age: float | None = None,
                  tenant: str | None = None) -> None:
         self.hub = hub
@@ -121,6 +122,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         self._search_path = ""
         self._listener: notify.Listener | None = None
         self._age_task: asyncio.Task[None] | None = None
+        self._space_task: asyncio.Task[None] | None = None
         self._tags: tuple[str, ...] | None = None  # every tag in use; None until read, reset by tag changes
         self._tags_generation = 0
         self._closed = False
@@ -175,6 +177,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
         self._start_ingest()
         if self.max_age:
             self._age_task = asyncio.create_task(self._age_loop(), name="mailnest-postgres-retention")
+        self._space_task = asyncio.create_task(self._space_loop(), name="mailnest-postgres-space-retention")
         self._started = True
 
     @staticmethod
@@ -211,6 +214,10 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
             self._age_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._age_task
+        if self._space_task:
+            self._space_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._space_task
         await self._stop_ingest()
         if self._listener is not None:
             await self._listener.close()
@@ -437,10 +444,11 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin)
     async def mailboxes(self) -> builtins.list[MailboxInfo]:
         async def run(tx: Tx) -> list[MailboxInfo]:
             rows = await tx.all(
-                "SELECT r.mailbox, count(*), count(*) FILTER (WHERE m.read = 0) FROM recipients r "
+                "SELECT r.mailbox, count(*), count(*) FILTER (WHERE m.read = 0), max(m.created) FROM recipients r "
                 "JOIN messages m ON m.uid = r.uid WHERE m.folder = '' GROUP BY r.mailbox "
                 "ORDER BY r.mailbox COLLATE \"C\"")
-            return [MailboxInfo(r[0], int(r[1]), int(r[2])) for r in rows]
+            return [MailboxInfo(r[0], int(r[1]), int(r[2]), _utc(r[3]) if r[3] is not None else None)
+                    for r in rows]
 
         return await self._read(run)
 

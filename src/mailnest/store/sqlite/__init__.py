@@ -11,7 +11,8 @@ One module per job, composed by `SQLiteStore` (store.py):
 - retention.py: the delivered count, the message and age limits, every deletion;
 - views.py: WHERE clauses for mailboxes and queries;
 - reads.py, changes.py, imap.py, tags.py: the Store protocol's methods, by subject;
-- work.py: once-only work (webhooks, relay, file outputs) claimed with a lease.
+- work.py: once-only work (webhooks, relay, file outputs) claimed with a lease;
+- spaces.py: mailboxes on demand (POST /api/v1/mailboxes) and their retention.
 
 Every name the single module this package replaced exported is still importable from here.
 """

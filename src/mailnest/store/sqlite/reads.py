@@ -110,10 +110,10 @@ class ReadMethods:
     async def mailboxes(self) -> builtins.list[MailboxInfo]:
         def run(conn: sqlite3.Connection) -> list[MailboxInfo]:
             rows = conn.execute(
-                "SELECT r.mailbox, count(*), coalesce(sum(m.read = 0), 0) FROM recipients r "
+                "SELECT r.mailbox, count(*), coalesce(sum(m.read = 0), 0), max(m.created) FROM recipients r "
                 "JOIN messages m ON m.uid = r.uid WHERE m.folder = '' GROUP BY r.mailbox ORDER BY r.mailbox"
             ).fetchall()
-            return [MailboxInfo(*r) for r in rows]
+            return [MailboxInfo(a, t, u, _utc(latest) if latest is not None else None) for a, t, u, latest in rows]
 
         return await self.connections.read(run)
 

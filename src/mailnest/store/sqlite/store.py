@@ -22,13 +22,14 @@ from .indexer import Indexer
 from .ingest import Ingest
 from .reads import ReadMethods
 from .retention import Retention
+from .spaces import SpaceMethods
 from .tags import TagCache, TagMethods, TagRules
 from .views import view
 from .work import WorkMethods, WorkPlan
 from .writes import Writer
 
 
-class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMethods):
+class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMethods, SpaceMethods):
     def __init__(self, path: Path | str | None, hub: Hub, *, max_messages: int = 0,
                  max_age: float | None = None) -> None:
         self.hub = hub
@@ -77,6 +78,7 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMetho
         self.ingest.start()
         self.wal.start()
         self.retention.start()
+        self.start_space_retention()
 
     def _open(self) -> None:
         """In the writer thread: open, migrate, and read what the jobs keep in memory."""
@@ -98,6 +100,7 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMetho
             return
         self._closed = self.connections.closed = True
         self.retention.stop()
+        self.stop_space_retention()
         await self.ingest.stop()  # what is queued is stored first: its clients are waiting for a 250
         await self.wal.close()
         self.connections.close_readers()
