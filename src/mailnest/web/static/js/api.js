@@ -72,6 +72,10 @@ export const api = {
   preview: (id, signal) => request("GET", `view/${enc(id)}.json`, { signal }),
   /** The server requests every http(s) link in the message: {Errors, Links: [{URL, StatusCode, Status}]}. */
   linkCheck: (id, signal) => request("GET", `api/v1/message/${enc(id)}/link-check`, { signal }),
+  /** Mailpit's HTML compatibility check: {Platforms, Total, Warnings}. */
+  htmlCheck: (id, signal) => request("GET", `api/v1/message/${enc(id)}/html-check`, { signal }),
+  /** Mailpit's SpamAssassin check: {Error, IsSpam, Score, Rules: [{Name, Score, Description}]}. */
+  spamCheck: (id, signal) => request("GET", `api/v1/message/${enc(id)}/sa-check`, { signal }),
   partText: (id, partId, signal) => request("GET", partUrl(id, partId), { signal, as: "text" }),
   /** Mailpit's PUT /api/v1/tags: the messages' tags become exactly `tags`. */
   setTags: (ids, tags) => request("PUT", "api/v1/tags", { json: { IDs: ids, Tags: tags }, as: "text" }),

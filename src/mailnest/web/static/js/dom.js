@@ -52,6 +52,13 @@ export function safeHref(value) {
  */
 export function toast(text, { error = false, action = null, ms = error ? 7000 : 3000 } = {}) {
   const box = $("#toasts");
+  // The same error again (a poll failing every few seconds while the server is away) keeps the one on screen.
+  const same = !action && [...box.children].find((t) => !t.classList.contains("with-action") && t.textContent === text);
+  if (same) {
+    clearTimeout(Number(same.dataset.timer));
+    same.dataset.timer = String(setTimeout(() => same.remove(), ms));
+    return { element: same, dismiss: () => same.remove() };
+  }
   const item = h("div", { class: error ? "toast error" : "toast" }, h("span", {}, text));
   const dismiss = () => {
     clearTimeout(timer);
@@ -66,5 +73,6 @@ export function toast(text, { error = false, action = null, ms = error ? 7000 : 
   }
   box.append(item);
   const timer = setTimeout(() => item.remove(), ms);
+  item.dataset.timer = String(timer);
   return { element: item, dismiss };
 }

@@ -2,6 +2,12 @@
 // Every event arrives as {Type, Data}; the page decides what to re-read.
 
 const POLL_MS = 3000;
+// A websocket that worked on this page and then dropped (a server restart, a laptop waking up) is knocked on
+// again quickly and then every RECONNECT_MAX_MS, so the page is live within a couple of seconds of the server
+// being back. Only where the websocket never opened (a proxy that refuses it) do we fall back to the event
+// stream, and then try the websocket again now and then.
+const RECONNECT_FIRST_MS = 250;
+const RECONNECT_MAX_MS = 2000;
 const RETRY_LIVE_MS = 30000;
 
 export class Live {
@@ -9,15 +15,22 @@ export class Live {
     this.onEvent = onEvent;
     this.onPoll = onPoll;
     this.onState = onState;
-    this.backoff = 1000;
+    this.backoff = RECONNECT_FIRST_MS;
     this.pollTimer = 0;
     this.retryTimer = 0;
     this.state = "";
     this.wasLive = false;
+    this.socketWorked = false; // a websocket opened on this page once: a later failure means "server away"
   }
 
   start() {
     this.connectSocket();
+    // Back from sleep or a lost network: knock at once rather than at the next retry.
+    const now = () => {
+      if (this.state !== "live" && this.socketWorked && document.visibilityState === "visible") this.connectSocket();
+    };
+    addEventListener("online", now);
+    document.addEventListener("visibilitychange", now);
   }
 
   setState(state, detail) {
@@ -41,6 +54,9 @@ export class Live {
   }
 
   connectSocket() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) return; // one attempt (or connection) at a time
     const url = new URL("api/events", document.baseURI); // under the webroot the page is served at
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     let opened = false;
@@ -51,9 +67,11 @@ export class Live {
       this.connectStream();
       return;
     }
+    this.socket = socket;
     socket.addEventListener("open", () => {
       opened = true;
-      this.backoff = 1000;
+      this.socketWorked = true;
+      this.backoff = RECONNECT_FIRST_MS;
       this.stopPolling();
       this.setState("live", "websocket");
       // Back after a break (a restart, or the server dropped this page as too slow): catch up on what was missed.
@@ -62,14 +80,16 @@ export class Live {
     });
     socket.addEventListener("message", (e) => this.dispatch(e.data));
     socket.addEventListener("close", () => {
-      if (!opened) {
+      if (this.socket === socket) this.socket = null;
+      if (!opened && !this.socketWorked) {
         this.connectStream();
         return;
       }
-      // The server went away (restart, sleep): catch up by polling while we knock again.
+      // The server went away (restart, sleep) or is not back yet: catch up by polling while we knock again.
       this.startPolling();
-      setTimeout(() => this.connectSocket(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, 15000);
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.connectSocket(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
     });
   }
 

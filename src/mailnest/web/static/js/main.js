@@ -3,11 +3,12 @@
 import { api } from "./api.js";
 import { confirmDialog, setupCompose, setupRelease } from "./dialogs.js";
 import { $, $$, h, fill, toast } from "./dom.js";
-import { plural } from "./format.js";
+import { fullDate, plural } from "./format.js";
 import { setFaviconBadge } from "./favicon.js";
 import { Inbox } from "./inbox.js";
 import { Live } from "./live.js";
 import { MessageView } from "./message.js";
+import { setupNotifications } from "./notify.js";
 import { bindShortcuts, labelButtons, renderSheet } from "./shortcuts.js";
 
 const state = { mailbox: "", query: "", unread: 0 };
@@ -170,12 +171,28 @@ let mailboxTimer = 0;
 // A folder is shown through the search language, so the query box says what is shown and can narrow it.
 const folderQuery = (name) => `folder:"${name}"`;
 
-// Mailboxes sort by address the way people read them (test-2 before test-10, case ignored), and with many of
+// Mailboxes sort by address the way people read them (test-2 before test-10, case ignored), or, chosen at the
+// foot of the list and kept in this browser, by their most recent mail (the server's `Latest`). With many of
 // them a filter box narrows the list. The counts after each are unread/total, which the group label says.
 const MANY_MAILBOXES = 12;
 const naturalOrder = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 const mailboxFilter = $("#mailbox-filter");
+const SORT_COMMAND = "\u0001sort"; // the option that switches the order (never a mailbox: no address has it)
 let lastBoxes = { mailboxes: [], folders: [] };
+let mailboxOrder = (() => {
+  try {
+    return localStorage.getItem("mailnest.mailboxOrder") === "recent" ? "recent" : "address";
+  } catch {
+    return "address";
+  }
+})();
+
+function sortMailboxes(list) {
+  const byAddress = (a, b) => naturalOrder.compare(a.Address, b.Address);
+  if (mailboxOrder !== "recent") return list.slice().sort(byAddress);
+  const latest = (box) => (box.Latest ? Date.parse(box.Latest) || 0 : 0);
+  return list.slice().sort((a, b) => latest(b) - latest(a) || byAddress(a, b));
+}
 
 async function loadMailboxes() {
   const [boxes, folders] = await Promise.all([api.mailboxes().catch((err) => err), api.folders().catch((err) => err)]);
@@ -183,7 +200,7 @@ async function loadMailboxes() {
     if (boxes.status === 404) mailboxSelect.hidden = true;
     return;
   }
-  const mailboxes = (Array.isArray(boxes) ? boxes : []).slice().sort((a, b) => naturalOrder.compare(a.Address, b.Address));
+  const mailboxes = Array.isArray(boxes) ? boxes : [];
   lastBoxes = { mailboxes, folders: Array.isArray(folders?.Folders) ? folders.Folders : [] };
   renderMailboxes();
 }
@@ -191,7 +208,11 @@ async function loadMailboxes() {
 const counts = (unread, total) => `${unread ?? 0} unread of ${total ?? 0} message${total === 1 ? "" : "s"}`;
 
 function renderMailboxes() {
-  const { mailboxes, folders: filed } = lastBoxes;
+  const { folders: filed } = lastBoxes;
+  const mailboxes = sortMailboxes(lastBoxes.mailboxes);
+  const recent = mailboxOrder === "recent";
+  // Only a server that says when each mailbox last got mail can sort by it.
+  const canSort = mailboxes.length > 1 && mailboxes.some((b) => "Latest" in b);
   const many = mailboxes.length > MANY_MAILBOXES;
   mailboxFilter.hidden = !many;
   if (!many) mailboxFilter.value = "";
@@ -202,14 +223,16 @@ function renderMailboxes() {
   // The open mailbox stays listed (the switcher must show it) even when the filter leaves it out.
   const shown = needle ? mailboxes.filter((b) => matches(b) || b.Address === state.mailbox) : mailboxes;
   const options = [h("option", { value: "" }, "All mailboxes")];
-  const group = shown.map((box) => h("option", { value: box.Address, title: counts(box.Unread, box.Total) },
+  const title = (box) => counts(box.Unread, box.Total) + (recent && box.Latest ? ` · newest ${fullDate(box.Latest)}` : "");
+  const group = shown.map((box) => h("option", { value: box.Address, title: title(box) },
     `${box.Address} (${box.Unread}/${box.Total})`));
   if (state.mailbox && !mailboxes.some((b) => b.Address === state.mailbox)) {
     group.push(h("option", { value: state.mailbox, title: counts(0, 0) }, `${state.mailbox} (0/0)`));
   }
   if (needle && !matching) options.push(h("option", { value: "", disabled: true }, `No mailbox matches “${needle}”`));
   if (group.length) {
-    const label = needle ? `Mailboxes matching “${needle}”: ${matching} of ${mailboxes.length} (unread/total)` : "Mailboxes (unread/total)";
+    const order = recent ? ", newest mail first" : "";
+    const label = needle ? `Mailboxes matching “${needle}”: ${matching} of ${mailboxes.length}${order} (unread/total)` : `Mailboxes${order} (unread/total)`;
     options.push(h("optgroup", { label, id: "mailbox-group" }, group));
   }
   if (filed.length) {
@@ -218,6 +241,10 @@ function renderMailboxes() {
       return h("option", { value: `\u0000${f.Name}`, dataset: { folder: String(f.Name) }, title: counts(f.Unread, f.Total) },
         `${f.Name}${owner} (${f.Unread ?? 0}/${f.Total ?? 0})`);
     })));
+  }
+  if (canSort) {
+    options.push(h("optgroup", { label: "Order" }, h("option", { value: SORT_COMMAND, id: "mailbox-sort" },
+      recent ? "Sort mailboxes by address" : "Sort mailboxes by most recent mail")));
   }
   fill(mailboxSelect, options);
   syncSwitcher();
@@ -254,6 +281,17 @@ function scheduleMailboxes() {
 }
 
 mailboxSelect.addEventListener("change", () => {
+  if (mailboxSelect.value === SORT_COMMAND) {
+    // Not a mailbox: the order changes, and the view stays what it was.
+    mailboxOrder = mailboxOrder === "recent" ? "address" : "recent";
+    try {
+      localStorage.setItem("mailnest.mailboxOrder", mailboxOrder);
+    } catch {
+      /* kept for this page only */
+    }
+    renderMailboxes();
+    return;
+  }
   const folder = mailboxSelect.selectedOptions[0]?.dataset.folder;
   closeMessage();
   if (folder !== undefined) {
@@ -350,6 +388,7 @@ async function loadWebUI() {
     $("#release-btn").hidden = !(relay && relay.Enabled);
     if (relay?.AllowedRecipients) $("#release-note").textContent = `Send this message, unchanged, through ${relay.SMTPServer || "the relay"}. Allowed recipients: ${relay.AllowedRecipients}`;
     if (info?.HideDeleteAllButton) $("#delete-all-btn").hidden = true;
+    if (typeof info?.SpamAssassin === "boolean") view.spamAssassin = info.SpamAssassin;
   } catch {
     $("#release-btn").hidden = true; // no relay, or a server without /api/v1/webui
   }
@@ -457,6 +496,8 @@ addEventListener("pagehide", () => commitDelete({ keepalive: true }));
 
 // --- live ---------------------------------------------------------------------------------------------
 
+const notifier = setupNotifications({ button: $("#notify-btn"), onOpen: (id) => openMessage(id) });
+
 function onEvent({ Type, Data }) {
   switch (Type) {
     case "new": {
@@ -465,6 +506,7 @@ function onEvent({ Type, Data }) {
       const inView = !state.query && (!state.mailbox || rcpts.includes(state.mailbox.toLowerCase()));
       inbox.refresh({ added: inView ? 1 : 0 });
       scheduleMailboxes();
+      notifier.announce(Data);
       break;
     }
     case "update":
@@ -506,7 +548,7 @@ const live = new Live({
   onState: (stateName, detail) => {
     const el = $("#live");
     el.dataset.state = stateName;
-    el.textContent = stateName;
+    $(".live-label", el).textContent = stateName;
     el.title = stateName === "live" ? `Live updates (${detail})` : detail || stateName;
   },
 });

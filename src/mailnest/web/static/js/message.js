@@ -5,6 +5,8 @@ import { api, rawUrl, viewUrl } from "./api.js";
 import { $, $$, h, fill, toast } from "./dom.js";
 import { address, fileName, fullDate } from "./format.js";
 import { eventCard, isCalendar, parseEvent } from "./calendar.js";
+import { renderHtmlCheck, renderSpamCheck } from "./checks.js";
+import { snapshotPng } from "./snapshot.js";
 import {
   isNullSender, nullSender, renderAttachments, renderEnvelope, renderHeaders, renderLinks, renderSource, renderWarnings, showLinkStatus,
 } from "./tabs.js";
@@ -24,6 +26,7 @@ export class MessageView {
     this.tab = "html";
     this.controller = null;
     this.remoteAllowed = false;
+    this.spamAssassin = undefined; // /api/v1/webui's SpamAssassin: false when the server has no spamd
 
     for (const tab of $$('[role="tab"]', this.article)) tab.addEventListener("click", () => this.show(tab.dataset.tab));
     for (const button of $$("[data-width]", this.article)) button.addEventListener("click", () => this.setWidth(button.dataset.width));
@@ -34,6 +37,7 @@ export class MessageView {
     $("#release-btn").addEventListener("click", () => this.release(this.message));
     $("#check-links-btn").addEventListener("click", () => this.checkLinks());
     $("#print-btn").addEventListener("click", () => window.print());
+    $("#png-btn").addEventListener("click", () => this.savePng());
     this.frame.addEventListener("load", () => this.frameLoaded());
     this.setupWrap();
   }
@@ -82,9 +86,10 @@ export class MessageView {
     $("#no-html").hidden = hasHtml;
     $("#frame-wrap").hidden = !hasHtml;
     $('[role="tab"][data-tab="html"]', this.article).hidden = !hasHtml;
+    $('[role="tab"][data-tab="html-check"]', this.article).hidden = !hasHtml;
     if (hasHtml) this.frame.src = viewUrl(id);
     else this.frameReady = true; // nothing to load: the text is the message
-    const picked = this.pickedTab === "html" && !hasHtml ? null : this.pickedTab;
+    const picked = ["html", "html-check"].includes(this.pickedTab) && !hasHtml ? null : this.pickedTab;
     this.show(picked ?? (hasHtml ? "html" : "text"));
     this.headerReady = true;
     this.maybeReady();
@@ -270,6 +275,33 @@ export class MessageView {
     button.textContent = "Check again";
   }
 
+  /** Download a PNG of the HTML at the preview's width (Desktop, Tablet or Phone), made in this browser. */
+  async savePng() {
+    const id = this.id;
+    const message = this.message;
+    if (!id || !message?.HTML) return;
+    const button = $("#png-btn");
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      const width = Math.round(this.frame.clientWidth) || 800;
+      const shot = await snapshotPng(viewUrl(id), width, { remote: this.remoteAllowed });
+      if (this.id !== id) return;
+      const href = URL.createObjectURL(shot.blob);
+      const link = h("a", { href, download: `${fileName(message.Subject, id)}.png`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(href), 60000);
+      toast(shot.clipped ? `Saved the first ${shot.height} pixels as PNG: the message is taller` : `Saved as PNG (${shot.width}×${shot.height})`);
+    } catch (err) {
+      toast(`Could not make a PNG: ${err.message}`, { error: true });
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+
   loadRemote() {
     this.remoteAllowed = true;
     this.frame.src = viewUrl(this.id, true);
@@ -299,11 +331,38 @@ export class MessageView {
       else if (tab === "envelope") renderEnvelope($("#envelope-body"), m);
       else if (tab === "attachments") renderAttachments($("#attachments-body"), m);
       else if (tab === "links") this.renderLinks(this.previewInfo ?? (await api.preview(id, signal)));
+      else if (tab === "html-check") await this.loadCheck(tab, () => api.htmlCheck(id, signal), (panel, r) => renderHtmlCheck(panel, r));
+      else if (tab === "spam") {
+        await this.loadCheck(tab, () => api.spamCheck(id, signal), (panel, r) => renderSpamCheck(panel, r, { available: this.spamAssassin !== false }));
+      }
     } catch (err) {
       if (err.name === "AbortError") return;
       this.loadedTabs.delete(tab);
       toast(`Could not load ${tab}: ${err.message}`, { error: true });
     }
+  }
+
+  /** A check tab asks the server when it is opened (never before); a failure is said in the tab, with a retry. */
+  async loadCheck(tab, ask, render) {
+    const id = this.id;
+    const panel = $(`#${tab}-body`);
+    panel.setAttribute("aria-busy", "true");
+    fill(panel, h("p", { class: "note" }, tab === "spam" ? "Asking SpamAssassin…" : "Checking the HTML…"));
+    let result;
+    try {
+      result = await ask();
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      this.loadedTabs.delete(tab);
+      fill(panel, h("p", { class: "check-error", role: "alert" }, `Could not run the check: ${err.message} `,
+        h("button", { type: "button", onclick: () => this.show(tab) }, "Try again")));
+      return;
+    } finally {
+      panel.removeAttribute("aria-busy");
+    }
+    if (this.id !== id) return;
+    render(panel, result);
+    panel.dataset.loaded = id;
   }
 
   async setRead(read, { quiet = false } = {}) {
