@@ -149,6 +149,19 @@ def test_the_python_client_example(server: dict[str, int]) -> None:
     assert result.stdout.strip() == "welcome https://app.example/confirm/Zx81 ['482913']"
 
 
+def test_the_mailbox_on_demand_examples(server: dict[str, int]) -> None:
+    require_tool("curl")
+    [block] = blocks(between("### Mailboxes on demand", "### MailHog API"))
+    [line] = commands(block)
+    made = json.loads(shell(line, server).stdout)
+    assert made["Domain"].startswith("signup-") and made["Domain"].endswith(".mailnest.test")
+    assert made["MaxAge"] == 3600 and made["Query"] == f"mailbox:@{made['Domain']}"
+    [code] = blocks(between("A test run of its own on a shared server:", "`Mail` has the parsed fields"), "python")
+    result = subprocess.run([sys.executable, "-c", ported(code, server)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "welcome True 1"
+
+
 def test_the_embedding_example() -> None:
     [block] = blocks(between("### Embedding a server", "### Framework settings"), "python")
     result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=60)

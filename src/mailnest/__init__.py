@@ -18,22 +18,25 @@ _EXPORTS = {
     "BindError": "runtime", "MailServer": "runtime", "ServerThread": "runtime",
     "Client": "client", "AsyncClient": "client", "MailnestError": "client", "QueryError": "client",
     "NotFoundError": "client", "ServerUnavailableError": "client", "WaitTimeoutError": "client",
+    "Mailbox": "client", "NotSupportedError": "client",
     "Mail": "received", "MailSummary": "received", "MailPage": "received", "MailAttachment": "received",
 }
 
 __all__ = [
     "Address", "AsyncClient", "Attachment", "BindError", "Client", "Config", "ConfigError", "Envelope", "Listen",
-    "Mail", "MailAttachment", "MailPage", "MailServer", "MailSummary", "MailnestError", "Message", "NotFoundError",
-    "Page", "QueryError", "ServerThread", "ServerUnavailableError", "Stats", "Summary", "WaitTimeoutError",
-    "__version__",
+    "Mail", "MailAttachment", "MailPage", "MailServer", "MailSummary", "Mailbox", "MailnestError", "Message",
+    "NotFoundError", "NotSupportedError", "Page", "QueryError", "ServerThread", "ServerUnavailableError", "Stats",
+    "Summary", "WaitTimeoutError", "__version__",
 ]
 
 if TYPE_CHECKING:
     from .client import (
         AsyncClient,
         Client,
+        Mailbox,
         MailnestError,
         NotFoundError,
+        NotSupportedError,
         QueryError,
         ServerUnavailableError,
         WaitTimeoutError,
