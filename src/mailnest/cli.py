@@ -20,6 +20,7 @@ import signal
 import smtplib
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -387,7 +388,15 @@ def _warn_about_unknown_variables() -> None:
         print(f"mailnest: warning: {warning}", file=sys.stderr)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # As PID 1 (a container), a signal without a handler is ignored: until `serve` installs its own, SIGTERM
+    # (a quick `docker stop`) exits as it would anywhere else, instead of waiting for the SIGKILL.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sendmail"]:
         # sendmail's flags (-t, -oi, -fme@x ...) are not argparse's; hand them over untouched.
