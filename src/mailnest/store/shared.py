@@ -4,9 +4,11 @@ once; the backends differ only in their search compilers and their SQL dialects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import tzinfo
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import search
 from .base import INBOX, FolderError, Query, owner_of
@@ -75,3 +77,19 @@ def imap_view_where(login: str | None, folder: str, placeholder: str) -> tuple[s
             return "m.folder = ''", []
         return f"m.folder = '' AND m.uid IN (SELECT uid FROM recipients WHERE mailbox = {p})", [login]
     return f"m.folder = {p} AND m.owner = {p}", [folder, owner_of(login)]
+
+
+async def run_every(seconds: float, job: Callable[[], Awaitable[object]], *, what: str,
+                    waits: tuple[type[Exception], ...], because: str, log: logging.Logger) -> NoReturn:
+    """Run `job` every `seconds` until cancelled: an error of `waits` (the database away, the disk full) is a
+    warning that `what` waits `because`; anything else is logged with its traceback, and the next round comes."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except waits as exc:
+            log.warning("%s waits for %s: %s", what, because, exc)
+        except Exception:
+            log.exception("%s failed", what)

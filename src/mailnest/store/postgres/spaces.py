@@ -7,7 +7,6 @@ cannot deadlock with an ingest (which locks the totals row, then the `retention`
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import logging
 import time
@@ -15,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..base import SPACE_PRUNE_EVERY, Space, SpaceExistsError, StoreUnavailableError
+from ..shared import run_every
 from . import query as compiler
 from . import schema
 
@@ -128,13 +128,5 @@ class SpaceMixin:
         return pruned
 
     async def _space_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SPACE_PRUNE_EVERY)
-            try:
-                await self.prune_spaces()
-            except asyncio.CancelledError:
-                raise
-            except StoreUnavailableError as exc:
-                log.warning("the retention of mailboxes on demand waits for the database: %s", exc)
-            except Exception:
-                log.exception("the retention of mailboxes on demand failed")
+        await run_every(SPACE_PRUNE_EVERY, self.prune_spaces, what="the retention of mailboxes on demand",
+                        waits=(StoreUnavailableError,), because="the database", log=log)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...events import Hub, MessagesDeleted, MessagesPruned
 from ..base import SPACE_PRUNE_EVERY, Space, SpaceExistsError, StoreFullError
+from ..shared import run_every
 from .connections import Connections
 from .retention import Deleted, Retention, rows_where_in
 from .views import view
@@ -143,13 +144,5 @@ class SpaceMethods:
             self._space_task.cancel()
 
     async def _space_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SPACE_PRUNE_EVERY)
-            try:
-                await self.prune_spaces()
-            except asyncio.CancelledError:
-                raise
-            except StoreFullError as exc:
-                log.warning("the retention of mailboxes on demand waits for disk space: %s", exc)
-            except Exception:
-                log.exception("the retention of mailboxes on demand failed")
+        await run_every(SPACE_PRUNE_EVERY, self.prune_spaces, what="the retention of mailboxes on demand",
+                        waits=(StoreFullError,), because="disk space", log=log)
