@@ -89,3 +89,20 @@ def test_views_are_shared_until_the_hub_reports_a_change(tmp_path: Path) -> None
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_flag_another_session_put_back_is_announced_after_this_session_changed_it() -> None:
+    """This session told its client uid 1 is \\Seen (its own STORE); another session then took \\Seen off again and
+    a message arrived. The next view equals the one this session took in plus the new message, yet its client
+    must hear uid 1's flags: views are compared with what the client was told, not with the previous view."""
+    selected = Selected("INBOX", False, view([1, 2]))
+    selected.told(1, SEEN)
+    lines = selected.update(view([1, 2, 3]), allow_expunge=True)
+    assert lines == [b"* 1 FETCH (FLAGS ())\r\n", b"* 3 EXISTS\r\n", b"* 0 RECENT\r\n"]
+    assert selected.flags[1] == NONE
+
+
+def test_new_mail_alone_is_announced_without_flags() -> None:
+    selected = Selected("INBOX", False, view([1, 2], seen={1}))
+    assert selected.update(view([1, 2, 3], seen={1}), allow_expunge=True) == [b"* 3 EXISTS\r\n", b"* 0 RECENT\r\n"]
+    assert selected.update(view([1, 2, 3], seen={1, 2}), allow_expunge=True) == [b"* 2 FETCH (FLAGS (\\Seen))\r\n"]

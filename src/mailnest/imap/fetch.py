@@ -172,7 +172,7 @@ class Fetcher:
             if unseen:
                 result = await self.store.imap_store_flags(unseen, "+", [_SEEN])
                 for uid, flags in result.items():
-                    selected.flags[uid] = flags
+                    selected.told(uid, flags)
                 seen_now = set(result)
         # Rendering parses messages (BODYSTRUCTURE of a large one takes a while): off the event loop. When
         # every answer came from the cache or the view, it is only joining bytes: a thread hop costs more.
@@ -297,7 +297,7 @@ class Fetcher:
         for seq, uid in pairs:
             if uid not in result:
                 continue
-            selected.flags[uid] = result[uid]
+            selected.told(uid, result[uid])
             if not cmd.args["silent"]:
                 uid_part = f"UID {uid} " if cmd.uid else ""
                 lines.append(untagged(f"{seq} FETCH ({uid_part}FLAGS {selected.flags_of(uid)})"))

@@ -50,6 +50,12 @@ class Selected:
         self._unpack()
         return self._meta
 
+    def told(self, uid: int, flags: frozenset[str]) -> None:
+        """The client was told these flags of `uid` by this session's own STORE or FETCH, not by a view: the next
+        view must be compared message by message (the views this session took in no longer say what it knows)."""
+        self.flags[uid] = flags
+        self._applied = None
+
     @property
     def exists(self) -> int:
         return len(self.uids)

@@ -79,13 +79,15 @@ class Connection:
         and written together with its tagged response (a socket write costs more than the rest of a small
         command); what is held is written before the session waits for the client."""
         if self._held is not None:
-            self._held.append(data)
-            self._held_size += len(data)
-            if self._held_size < _HOLD_BYTES:
+            if self._held_size + len(data) < _HOLD_BYTES:
+                self._held.append(data)
+                self._held_size += len(data)
                 return
-            data = self._spill()
+            held = self._spill()  # a big reply (a whole message) goes as it is, after what was held: not copied
             self._held = []
             self._held_size = 0
+            if held:
+                self.writer.write(held)
         self.writer.write(data)
         try:
             # a client that stops reading (half-open, or stuck) must not pin the session forever
