@@ -21,7 +21,7 @@ import os
 import re
 import warnings
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -295,11 +295,11 @@ def mailnest(request: pytest.FixtureRequest, mailnest_server: MailnestServer, ma
         inbox.close(delete=not request.node.stash.get(_FAILED, False))
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Remembers a failed test, so that its mailbox on demand is kept for a look (see `mailnest`)."""
-    report = yield
-    if report.failed:
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Remembers a failed test, so that its mailbox on demand is kept for a look (see `mailnest`). The old-style
+    wrapper, which every pytest this plugin may be loaded into knows (it is loaded wherever mailnest is
+    installed)."""
+    outcome = yield
+    if outcome.get_result().failed:
         item.stash[_FAILED] = True
-    return report

@@ -165,6 +165,7 @@ def test_a_mailbox_is_made_shown_and_deleted_with_its_mail(server: ServerThread,
     (b'{"Webhook": "ftp://example.com/x"}', "expected an http:// or https:// URL"),
     (b'{"Webhook": "http://"}', "expected an http:// or https:// URL"),
     (b'{"Webhook": 5}', "Webhook must be an http:// or https:// URL"),
+    (b'{"Webhook": "http://ci:secret@127.0.0.1:9000/hook"}', "a user name or password in the URL"),
     (b'{"Label": "-bad-"}', "Label must be up to 40 letters"),
     (b'{"Label": "a.b"}', "Label must be up to 40 letters"),
 ])

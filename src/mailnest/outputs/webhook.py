@@ -234,6 +234,12 @@ class WebhookDispatcher:
             return
         with contextlib.suppress(TimeoutError):
             await self.flush(CLOSE_TIMEOUT)
+        await self._stop_posting()
+
+    async def _stop_posting(self) -> None:
+        """Cancel what is still being posted, say what was not, and let the HTTP client go."""
+        if self._client is None:
+            return
         for target in list(self._targets):
             if target.task is not None:
                 target.task.cancel()
@@ -268,7 +274,8 @@ class SpaceWebhooks(WebhookDispatcher):
                          queue_size=queue_size, label=label)
         self.store = store
         self.suffix = suffix.lower().strip(".")
-        self._arrived: deque[Summary] = deque()
+        self._arrived: deque[Summary] = deque()  # new mail for some space's domain, not yet looked at
+        self._refused = 0  # arrivals dropped because that queue was full
         self._wake = asyncio.Event()
         self._resolving = False
         self._resolver: asyncio.Task[None] | None = None
@@ -292,6 +299,11 @@ class SpaceWebhooks(WebhookDispatcher):
         if not self._listening or not isinstance(event, MessageAdded):
             return
         if self._candidates(event.summary):
+            if len(self._arrived) >= self.queue_size:
+                self._refused += 1
+                log.error("webhooks of mailboxes on demand: %d message(s) waiting to be looked at, message %s NOT "
+                          "posted; %d refused so far", len(self._arrived), event.summary.id, self._refused)
+                return
             self._arrived.append(event.summary)
             self._wake.set()
 
@@ -372,9 +384,12 @@ class SpaceWebhooks(WebhookDispatcher):
         await asyncio.wait_for(drained(), timeout)
 
     async def close(self) -> None:
+        # One wait of CLOSE_TIMEOUT in all, with nothing new queued meanwhile: a URL that is down must not hold a
+        # stop (a container's) past its grace period.
+        self._listening = False
+        with contextlib.suppress(TimeoutError):
+            await self.flush(CLOSE_TIMEOUT)
         if self._resolver is not None:
-            with contextlib.suppress(TimeoutError):
-                await self.flush(CLOSE_TIMEOUT)
             self._resolver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resolver
@@ -382,4 +397,4 @@ class SpaceWebhooks(WebhookDispatcher):
             if self._arrived:
                 log.error("webhooks of mailboxes on demand: %d message(s) not posted at shutdown",
                           len(self._arrived))
-        await super().close()
+        await self._stop_posting()

@@ -99,6 +99,10 @@ def parse_body(body: Any, *, suffix: str, now: float) -> Space:
         except (ConfigError, httpx.InvalidURL):
             raise ApiError(400, f"Webhook {webhook!r}: expected an http:// or https:// URL with a host, "
                                 "such as http://127.0.0.1:9000/hook") from None
+        if "@" in webhook.split("://", 1)[-1].split("/", 1)[0]:
+            # A mailbox on demand is shown to every API client (and logged): a password in its URL would be too.
+            raise ApiError(400, "Webhook: a user name or password in the URL would be shown to everyone who can "
+                                "read the API; give a URL without one (a token in its path, if the receiver needs one)")
     token = secrets.token_hex(5)
     domain = f"{label.lower()}-{token}.{suffix}" if label else f"{token}.{suffix}"
     return Space(domain=domain, created=now, max_messages=int(max_messages or 0),
