@@ -261,8 +261,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 Credentials.load(accounts)  # a bad file is a start-up error, said before binding anything
     except ConfigError as exc:
         return fail(prog, resolved.spelled(str(exc)))
+    from .runtime import loop_factory
+
+    try:
+        make_loop = loop_factory(config.loop)
+    except ConfigError as exc:
+        return fail(prog, resolved.spelled(str(exc)))
     _setup_logging(config.log_level)
-    return asyncio.run(_serve(config, resolved))
+    with asyncio.Runner(loop_factory=make_loop) as runner:
+        return runner.run(_serve(config, resolved))
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -288,6 +288,7 @@ class Config:
     # Process
     ports_file: Path | None = None
     log_level: str = "INFO"
+    loop: str = "asyncio"  # asyncio | uvloop (runtime.loop_factory)
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:

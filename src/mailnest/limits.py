@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 LOG_INTERVAL = 10.0  # seconds between two log lines about the same kind of trouble
 
@@ -221,3 +221,24 @@ def client_address(peername: object) -> str:
     if isinstance(peername, tuple) and peername:
         return str(peername[0])
     return str(peername or "")
+
+
+class _ClosingSessions:
+    """A listening server whose close() also ends the sessions it accepted (asyncio.Server has no hook for that,
+    and uvloop's server does not let its close be replaced); every other attribute is the server's own."""
+
+    def __init__(self, server: asyncio.AbstractServer, end_sessions: Callable[[], None]) -> None:
+        self._server = server
+        self._end_sessions = end_sessions
+
+    def close(self) -> None:
+        self._server.close()
+        self._end_sessions()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
+def closing_sessions(server: asyncio.Server, end_sessions: Callable[[], None]) -> asyncio.Server:
+    """`server`, whose close() then calls `end_sessions` too; handed on as the asyncio.Server it stands for."""
+    return cast(asyncio.Server, _ClosingSessions(server, end_sessions))

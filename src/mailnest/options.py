@@ -331,6 +331,8 @@ SERVE_OPTIONS: tuple[Option, ...] = (
            "DebuggingServer)", kind="switch", default=False, dest="print_messages"),
     Option("--ports-file", OUTPUT, "write the bound ports as JSON to FILE, for scripts (useful with port 0); it "
            "is removed at exit", path, None, "FILE"),
+    Option("--loop", OUTPUT, "the event loop: asyncio (default) or uvloop (faster: install it with "
+           "pip install 'mailnest[fast]')", choice("asyncio", "uvloop"), "asyncio", "asyncio|uvloop"),
     Option("--log-level", OUTPUT, "logging detail: DEBUG, INFO, WARNING or ERROR (default INFO; also LOG_LEVEL)",
            choice("DEBUG", "INFO", "WARNING", "ERROR", upper=True), "INFO", "LEVEL", also_env=("LOG_LEVEL",)),
 )

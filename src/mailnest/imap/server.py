@@ -17,7 +17,13 @@ from collections.abc import Awaitable, Callable
 from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
-from ..limits import ConnectionLimits, ConnectionObserver, client_address, quiet_accept_errors
+from ..limits import (
+    ConnectionLimits,
+    ConnectionObserver,
+    client_address,
+    closing_sessions,
+    quiet_accept_errors,
+)
 from ..store.base import Store, StoreUnavailableError
 from .cache import MessageCache
 from .parser import literal_announcement, split_tag
@@ -289,18 +295,14 @@ async def start_imap(config: Config, store: Store, hub: Hub, listen: Listen, *,
     server = await asyncio.start_server(limits.serve(untagged("BYE Too many connections"), client), listen.host,
                                         listen.port, limit=MAX_LINE, ssl=implicit_context,
                                         ssl_handshake_timeout=15 if implicit_context else None)
-    close_listener = server.close
 
-    def close() -> None:
-        close_listener()
+    def end_sessions() -> None:
         for writer in tuple(open_writers):
             if not writer.is_closing():
                 writer.write(untagged("BYE Server shutting down"))
                 writer.close()
 
-    # asyncio.Server has no hook for "closing": wrapping this instance's close() ends open sessions together
-    # with the listener while the caller still gets a plain asyncio.Server.
-    server.close = close  # type: ignore[method-assign]
+    server = closing_sessions(server, end_sessions)
     log.info("IMAP listening on %s", ", ".join(str(s.getsockname()[:2]) for s in server.sockets))
     return server
 

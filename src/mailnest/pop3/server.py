@@ -16,7 +16,13 @@ import time
 from ..auth import LoginChecker
 from ..config import Config, Listen
 from ..events import Hub
-from ..limits import ConnectionLimits, ConnectionObserver, client_address, quiet_accept_errors
+from ..limits import (
+    ConnectionLimits,
+    ConnectionObserver,
+    client_address,
+    closing_sessions,
+    quiet_accept_errors,
+)
 from ..store.base import Store, StoreUnavailableError
 from . import responses
 from .parser import MAX_LINE
@@ -192,15 +198,7 @@ async def start_pop3(config: Config, store: Store, hub: Hub, listen: Listen, *,
     server = await asyncio.start_server(limits.serve(responses.err("[SYS/TEMP] too many connections"), on_connect),
                                         listen.host, listen.port, limit=MAX_LINE, ssl=implicit_context,
                                         ssl_handshake_timeout=15 if implicit_context else None)
-    close_listener = server.close
-
-    def close() -> None:
-        close_listener()
-        connections.close_all()
-
-    # asyncio.Server has no hook for "closing"; wrapping this one instance's close() is the narrowest way
-    # to end open sessions with the listener while still handing the caller a plain asyncio.Server.
-    server.close = close  # type: ignore[method-assign]
+    server = closing_sessions(server, connections.close_all)
     log.info("POP3 listening on %s", ", ".join(str(s.getsockname()[:2]) for s in server.sockets))
     return server
 
