@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -29,8 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
-                           capture_output=True, text=True, timeout=300)
+    # Built from a copy: pip builds in the source folder (build/, *.egg-info), and two workers building from the
+    # checkout at once trip over each other's files.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out),
+                            str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     [path] = out.glob("mailnest-*.whl")
     return path, built.stdout + built.stderr
