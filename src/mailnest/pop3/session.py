@@ -202,8 +202,10 @@ class Session:
             log.info("pop3 %s: login refused for %r (%s)", self.peer, credentials.username, credentials.mechanism)
             return Reply(responses.err("[AUTH] invalid user name or password"))
         name = credentials.username
-        mailbox = None if name == self.config.catch_all_login else name.lower()
-        uids = await self.store.uids(mailbox=mailbox)
+        # The catch-all login's maildrop is all delivered mail; a login limited to mailbox patterns (the auth
+        # file's third field) has the mail for them, as its IMAP INBOX; any other login its own address's.
+        uids = await self.store.uids(mailbox=self.store.login_mailbox(
+            None if name == self.config.catch_all_login else name))
         summaries = await self.store.summaries_by_uid(uids)
         self._maildrop = [_Entry(s.id, s.uid, s.size) for s in summaries]
         self.username = name

@@ -14,7 +14,7 @@ of queries means messages matching any of them; `tz` is the zone for dates writt
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -26,6 +26,45 @@ if TYPE_CHECKING:  # tags imports config, whose defaults check a tenant through 
     from ..tags import TagRule
 
 Query = str | Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Mailboxes:
+    """The mail a login limited to mailbox patterns may see (per-login isolation, `scoping.py`): delivered mail
+    with an envelope recipient matching any of `patterns` (whole addresses, lower-case, `*` standing for any run
+    of characters: `*@alice.test`, `alice@*`), and the IMAP folders of the login `owner` (None: no folders).
+    `within` narrows it further to one ordinary mailbox (an address or `@domain`) the login asked for.
+
+    Wherever a `mailbox` is taken, a `Mailboxes` may stand instead of the address."""
+
+    patterns: tuple[str, ...]
+    owner: str | None = None
+    within: str | None = None
+
+    def matches(self, address: str) -> bool:
+        """Whether one address (any case) is among `patterns` (pure; the stores ask the same in SQL)."""
+        return any(pattern_matches(p, address.lower()) for p in self.patterns)
+
+
+def pattern_matches(pattern: str, address: str) -> bool:
+    """`pattern` (lower-case, `*` any run of characters) against a whole lower-case address."""
+    if "*" not in pattern:
+        return pattern == address
+    parts = pattern.split("*")
+    if not address.startswith(parts[0]) or not address.endswith(parts[-1]) \
+            or len(address) < len(parts[0]) + len(parts[-1]):
+        return False
+    at = len(parts[0])
+    end = len(address) - len(parts[-1])
+    for part in parts[1:-1]:
+        found = address.find(part, at, end)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
+
+
+Mailbox = str | Mailboxes | None  # what `mailbox=` takes: None is all delivered mail
 
 INBOX = "INBOX"  # the IMAP name of delivered mail
 CATCH_ALL_OWNER = "*"  # the owner of folders made by the catch-all IMAP login (`login=None`)
@@ -170,28 +209,31 @@ class Store(Protocol):
     async def add(self, raw: bytes, envelope: Envelope, *, tags: Sequence[str] = (), read: bool = False) -> Summary: ...
 
     # Reading
-    async def list(self, *, query: Query = "", mailbox: str | None = None, start: int = 0, limit: int = 50,
+    async def list(self, *, query: Query = "", mailbox: Mailbox = None, start: int = 0, limit: int = 50,
                    tz: tzinfo | None = None) -> Page: ...
     async def get(self, id: str) -> Message | None: ...
     async def raw(self, id: str) -> bytes | None: ...
     async def raw_with_envelopes(self, ids: Sequence[str]) -> dict[str, tuple[bytes, Envelope]]: ...
-    async def latest(self, *, query: Query = "", mailbox: str | None = None,
+    async def latest(self, *, query: Query = "", mailbox: Mailbox = None,
                      tz: tzinfo | None = None) -> Summary | None: ...
-    async def count(self, *, query: Query = "", mailbox: str | None = None, tz: tzinfo | None = None) -> int: ...
-    async def stats(self, *, mailbox: str | None = None) -> Stats: ...
+    async def count(self, *, query: Query = "", mailbox: Mailbox = None, tz: tzinfo | None = None) -> int: ...
+    async def stats(self, *, mailbox: Mailbox = None) -> Stats: ...
     async def mailboxes(self) -> builtins.list[MailboxInfo]: ...
     # Mail that IMAP clients filed in folders; list it with the query `folder:NAME`.
     async def folders(self) -> builtins.list[FolderInfo]: ...
     async def summaries_by_uid(self, uids: Sequence[int]) -> builtins.list[Summary]: ...
-    async def uids(self, *, mailbox: str | None = None, query: Query = "") -> builtins.list[int]: ...
+    async def uids(self, *, mailbox: Mailbox = None, query: Query = "") -> builtins.list[int]: ...
     async def id_for_uid(self, uid: int) -> str | None: ...
+    # The ids of `ids` that `mailbox` holds (its delivered mail and, for a `Mailboxes`, its owner's folders), in
+    # the order given: what a login limited to some mailboxes may read or change by id.
+    async def among(self, ids: Sequence[str], mailbox: Mailboxes) -> builtins.list[str]: ...
 
     # Changing. Each returns the ids it changed and publishes the matching hub event.
     async def set_read(self, ids: Sequence[str], read: bool) -> builtins.list[str]: ...
-    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: str | None = None,
+    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: Mailbox = None,
                                 tz: tzinfo | None = None) -> builtins.list[str]: ...
     async def delete(self, ids: Sequence[str]) -> builtins.list[str]: ...
-    async def delete_matching(self, *, query: Query = "", mailbox: str | None = None,
+    async def delete_matching(self, *, query: Query = "", mailbox: Mailbox = None,
                               tz: tzinfo | None = None) -> builtins.list[str]: ...
     async def delete_all(self) -> int: ...
     async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> builtins.list[str]: ...
@@ -216,6 +258,13 @@ class Store(Protocol):
     async def finish_work(self, done: Sequence[tuple[int, str]]) -> int: ...
     async def release_work(self) -> int: ...
     async def pending_work(self) -> builtins.list[WorkItem]: ...
+
+    # IMAP and POP3 logins limited to mailbox patterns (`--auth-file` entries with a third field): the INBOX of
+    # such a login is the delivered mail for any of its patterns, or addressed to the login itself (an APPEND to
+    # INBOX is filed under it). Other logins keep their own address. Before start; lower-case names.
+    def configure_logins(self, patterns: Mapping[str, Sequence[str]]) -> None: ...
+    # The delivered mail of one IMAP/POP3 login (None: the catch-all login): what `mailbox=` takes for it.
+    def login_mailbox(self, login: str | None) -> Mailbox: ...
 
     # IMAP. A view is what one IMAP mailbox shows to one login (`login=None`: the catch-all login): INBOX is the
     # login's delivered mail (all delivered mail for the catch-all), any other folder the rows filed there by that

@@ -31,8 +31,8 @@ _COPIED_COLUMNS = ("message_id, subject, from_json, to_json, cc_json, bcc_json, 
                    "attachments, inline, snippet, read, flags, tags, mail_from, auth_user, envelope_json")
 
 
-def _view_where(login: str | None, folder: str) -> tuple[str, list[Any]]:
-    return imap_view_where(login, folder, "%s")
+def _view_where(login: str | None, folder: str, patterns: dict[str, tuple[str, ...]]) -> tuple[str, list[Any]]:
+    return imap_view_where(login, folder, "%s", patterns.get(login) if login is not None else None)
 
 
 async def _folder_exists(tx: Tx, owner: str, name: str) -> bool:
@@ -57,6 +57,7 @@ def _prefix(name: str, delimiter: str) -> tuple[str, int, str]:
 
 class ImapMixin:
     hub: Hub
+    login_patterns: dict[str, tuple[str, ...]]
 
     if TYPE_CHECKING:
         async def _read(self, fn: Callable[[Tx], Awaitable[T]]) -> T: ...
@@ -168,7 +169,7 @@ class ImapMixin:
     # -- reading a view ----------------------------------------------------------------------------------
 
     async def imap_view(self, login: str | None, folder: str) -> View:
-        where, params = _view_where(login, folder)
+        where, params = _view_where(login, folder, self.login_patterns)
         owner = owner_of(login)
 
         async def run(tx: Tx) -> View:
@@ -184,7 +185,7 @@ class ImapMixin:
         return await self._read(run)
 
     async def imap_status(self, login: str | None, folder: str) -> FolderStatus:
-        where, params = _view_where(login, folder)
+        where, params = _view_where(login, folder, self.login_patterns)
         owner = owner_of(login)
 
         async def run(tx: Tx) -> FolderStatus:

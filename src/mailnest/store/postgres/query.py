@@ -15,6 +15,7 @@ from typing import Any
 from ... import search
 from ...search import Filter, QueryError
 from .. import shared
+from ..base import Mailboxes
 
 _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "": search.TEXT_COLUMNS,
@@ -114,25 +115,7 @@ def compile(query: str, *, tz: tzinfo | None = None, one_row: bool = False) -> F
                   all_folders=any(term.field == "folder" for term in terms))
 
 
-def mailbox_clause(mailbox: str) -> tuple[str, str]:
-    """One mailbox over `messages AS m`: a recipient address, or `@domain` for every recipient at that domain."""
-    mailbox = mailbox.lower()
-    if mailbox.startswith("@"):
-        return ("m.uid IN (SELECT uid FROM recipients WHERE mailbox LIKE %s ESCAPE '\\')",
-                like_pattern(mailbox)[:-1])
-    return "m.uid IN (SELECT uid FROM recipients WHERE mailbox = %s)", mailbox
-
-
-def _mailbox_anywhere(mailbox: str) -> tuple[str, list[Any]]:
-    """A mailbox's delivered mail and the IMAP folders of the login of that name (or every login at `@domain`)."""
-    clause, value = mailbox_clause(mailbox)
-    owner = ("ascii_lower(m.owner) LIKE %s ESCAPE '\\'" if mailbox.startswith("@")
-             else "ascii_lower(m.owner) = %s")
-    return (f"((m.folder = '' AND m.owner = '' AND {clause}) OR (m.folder != '' AND {owner}))", [value, value])
-
-
-def view(mailbox: str | None, query: str | Any, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
+def view(mailbox: str | Mailboxes | None, query: str | Any, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
     """WHERE over `messages AS m` for delivered mail of a mailbox (or all), narrowed by a query or by any of
     several (ORed); a query with a `folder:` term chooses its folders itself (SQLiteStore._view's rules)."""
-    return shared.view(mailbox, query, tz, compile=compile, mailbox_clause=mailbox_clause,
-                       mailbox_anywhere=_mailbox_anywhere, true="TRUE")
+    return shared.view(mailbox, query, tz, compile=compile, p="%s", lower="ascii_lower", true="TRUE")

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any, TypeVar
 
@@ -28,10 +28,10 @@ from ... import events, mime
 from ...config import tenant_problem
 from ...events import Event, Hub
 from ...models import Attachment, Envelope, Message, Page, Stats, Summary
-from .. import codec
-from ..base import FolderInfo, MailboxInfo, Query, StoreUnavailableError
+from .. import codec, shared
+from ..base import FolderInfo, Mailbox, Mailboxes, MailboxInfo, Query, StoreUnavailableError
 from ..faithful import faithful_text
-from ..shared import newest_first
+from ..shared import among_where, newest_first
 from ..sqlite.prepare import _parse_or_empty
 from ..sqlite.rows import _SUMMARY_COLUMNS, _SUMMARY_WIDTH, _utc, envelope_from_json, summary_from_row
 from . import notify, schema
@@ -134,6 +134,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
         self.use_message_dates = False
         self.compress = False
         self.duplicates_ignored = 0  # add() calls answered DuplicateMessageError since start, on this node
+        self.login_patterns: dict[str, tuple[str, ...]] = {}  # configure_logins
         self._init_ingest()
 
     def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False,
@@ -141,6 +142,13 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
         self.ignore_duplicate_ids = ignore_duplicate_ids
         self.use_message_dates = use_message_dates
         self.compress = compress
+
+    def configure_logins(self, patterns: Mapping[str, Sequence[str]]) -> None:
+        self.login_patterns = {login.lower(): tuple(p.lower() for p in values)
+                               for login, values in patterns.items() if values}
+
+    def login_mailbox(self, login: str | None) -> Mailbox:
+        return shared.login_mailbox(login, self.login_patterns)
 
     # -- life cycle -------------------------------------------------------------------------------------
 
@@ -339,7 +347,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    async def list(self, *, query: Query = "", mailbox: str | None = None, start: int = 0, limit: int = 50,
+    async def list(self, *, query: Query = "", mailbox: Mailbox = None, start: int = 0, limit: int = 50,
                    tz: tzinfo | None = None) -> Page:
         base_where, base_params = compiler.view(mailbox, "")
         where, params = compiler.view(mailbox, query, tz)
@@ -413,12 +421,12 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
 
         return await self._read(run)
 
-    async def latest(self, *, query: Query = "", mailbox: str | None = None,
+    async def latest(self, *, query: Query = "", mailbox: Mailbox = None,
                      tz: tzinfo | None = None) -> Summary | None:
         page = await self.list(query=query, mailbox=mailbox, limit=1, tz=tz)
         return page.messages[0] if page.messages else None
 
-    async def count(self, *, query: Query = "", mailbox: str | None = None, tz: tzinfo | None = None) -> int:
+    async def count(self, *, query: Query = "", mailbox: Mailbox = None, tz: tzinfo | None = None) -> int:
         where, params = compiler.view(mailbox, query, tz)
 
         async def run(tx: Tx) -> int:
@@ -427,7 +435,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
 
         return await self._read(run)
 
-    async def stats(self, *, mailbox: str | None = None) -> Stats:
+    async def stats(self, *, mailbox: Mailbox = None) -> Stats:
         where, params = compiler.view(mailbox, "")
 
         async def run(tx: Tx) -> Stats:
@@ -474,7 +482,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
 
         return await self._read(run)
 
-    async def uids(self, *, mailbox: str | None = None, query: Query = "") -> builtins.list[int]:
+    async def uids(self, *, mailbox: Mailbox = None, query: Query = "") -> builtins.list[int]:
         where, params = compiler.view(mailbox, query)
 
         async def run(tx: Tx) -> list[int]:
@@ -489,6 +497,19 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
             return str(row[0]) if row else None
 
         return await self._read(run)
+
+    async def among(self, ids: Sequence[str], mailbox: Mailboxes) -> builtins.list[str]:
+        wanted = builtins.list(dict.fromkeys(i for i in ids if "\x00" not in i))  # a NUL finds nothing
+
+        async def run(tx: Tx) -> set[str]:
+            held: set[str] = set()
+            for at in range(0, len(wanted), 1000):
+                where, params = among_where(wanted[at:at + 1000], mailbox, "%s", "ascii_lower")
+                held.update(str(r[0]) for r in await tx.all(f"SELECT m.id FROM messages m WHERE {where}", params))
+            return held
+
+        held = await self._read(run) if wanted else set()
+        return [i for i in wanted if i in held]
 
     # -- changing --------------------------------------------------------------------------------------
 
@@ -506,7 +527,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
 
         return await self._write(run)
 
-    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: str | None = None,
+    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: Mailbox = None,
                                 tz: tzinfo | None = None) -> builtins.list[str]:
         where, params = compiler.view(mailbox, query, tz)
 
@@ -536,7 +557,7 @@ class PostgresStore(ImapMixin, TagMixin, IngestMixin, RetentionMixin, WorkMixin,
         deleted = await self._write(lambda tx: self._delete_rows(tx, "m.id = ANY(%s)", (wanted,)))
         return [i for _, i in deleted]
 
-    async def delete_matching(self, *, query: Query = "", mailbox: str | None = None,
+    async def delete_matching(self, *, query: Query = "", mailbox: Mailbox = None,
                               tz: tzinfo | None = None) -> builtins.list[str]:
         where, params = compiler.view(mailbox, query, tz)
         deleted = await self._write(lambda tx: self._delete_rows(tx, where, params))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import tzinfo
 
 from ...events import AllDeleted, Hub, ReadChanged, TagsChanged
-from ..base import Query
+from ..base import Mailbox, Query
 from ..faithful import faithful_text
 from .retention import Retention, rows_where_in
 from .views import view
@@ -41,7 +41,7 @@ class ChangeMethods:
             self.hub.publish(ReadChanged(tuple(i for _, i in changed), tuple(u for u, _ in changed), read))
         return [i for _, i in changed]
 
-    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: str | None = None,
+    async def set_read_matching(self, read: bool, *, query: Query = "", mailbox: Mailbox = None,
                                 tz: tzinfo | None = None) -> builtins.list[str]:
         where, params = view(mailbox, query, tz)
 
@@ -58,7 +58,7 @@ class ChangeMethods:
         deleted = await self.retention.delete_found(lambda conn: rows_where_in(conn, "id", ids))
         return list(deleted["ids"]) if deleted else []
 
-    async def delete_matching(self, *, query: Query = "", mailbox: str | None = None,
+    async def delete_matching(self, *, query: Query = "", mailbox: Mailbox = None,
                               tz: tzinfo | None = None) -> builtins.list[str]:
         where, params = view(mailbox, query, tz)
         deleted = await self.retention.delete_found(

@@ -48,8 +48,8 @@ _COPIED = ", ".join(c for c in MESSAGE_COLUMNS if c not in _NEW_COLUMNS)
 _COPIED_BODY = ", ".join(c for c in BODY_COLUMNS if c != "uid")
 
 
-def _view_where(login: str | None, folder: str) -> tuple[str, list[Any]]:
-    return imap_view_where(login, folder, "?")
+def _view_where(login: str | None, folder: str, patterns: dict[str, tuple[str, ...]]) -> tuple[str, list[Any]]:
+    return imap_view_where(login, folder, "?", patterns.get(login) if login is not None else None)
 
 
 _FLAG_SETS: dict[tuple[int, str], frozenset[str]] = {}
@@ -87,6 +87,7 @@ class ImapMethods:
 
     connections: Connections
     writer: Writer
+    login_patterns: dict[str, tuple[str, ...]]
     hub: Hub
     retention: Retention
     ingest: Ingest
@@ -182,7 +183,7 @@ class ImapMethods:
 
     async def imap_view(self, login: str | None, folder: str) -> View:
         """Every message of the view in uid order, with flags, sizes and dates; FolderError if there is none."""
-        where, params = _view_where(login, folder)
+        where, params = _view_where(login, folder, self.login_patterns)
         owner = owner_of(login)
 
         def run(conn: sqlite3.Connection) -> View:
@@ -200,7 +201,7 @@ class ImapMethods:
         return await self.connections.read(run)
 
     async def imap_status(self, login: str | None, folder: str) -> FolderStatus:
-        where, params = _view_where(login, folder)
+        where, params = _view_where(login, folder, self.login_patterns)
         owner = owner_of(login)
 
         def run(conn: sqlite3.Connection) -> FolderStatus:

@@ -11,8 +11,8 @@ from datetime import tzinfo
 
 from ...models import Attachment, Message, Page, Stats, Summary
 from .. import codec
-from ..base import FolderInfo, MailboxInfo, Query
-from ..shared import newest_first
+from ..base import FolderInfo, Mailbox, Mailboxes, MailboxInfo, Query
+from ..shared import among_where, newest_first
 from .connections import Connections
 from .prepare import _parse_or_empty
 from .rows import _MESSAGE_EXTRA, _SUMMARY_COLUMNS, _SUMMARY_WIDTH, _utc, envelope_from_json, summary_from_row
@@ -27,7 +27,7 @@ class ReadMethods:
     tag_cache: TagCache
     newest_by_date = False  # use_message_dates: lists are newest first by `created` (the Date), not by arrival
 
-    async def list(self, *, query: Query = "", mailbox: str | None = None, start: int = 0, limit: int = 50,
+    async def list(self, *, query: Query = "", mailbox: Mailbox = None, start: int = 0, limit: int = 50,
                    tz: tzinfo | None = None) -> Page:
         base_where, base_params = view(mailbox, "")
         where, params = view(mailbox, query, tz)
@@ -83,17 +83,17 @@ class ReadMethods:
 
         return await self.connections.read(run)
 
-    async def latest(self, *, query: Query = "", mailbox: str | None = None,
+    async def latest(self, *, query: Query = "", mailbox: Mailbox = None,
                      tz: tzinfo | None = None) -> Summary | None:
         page = await self.list(query=query, mailbox=mailbox, limit=1, tz=tz)
         return page.messages[0] if page.messages else None
 
-    async def count(self, *, query: Query = "", mailbox: str | None = None, tz: tzinfo | None = None) -> int:
+    async def count(self, *, query: Query = "", mailbox: Mailbox = None, tz: tzinfo | None = None) -> int:
         where, params = view(mailbox, query, tz)
         return await self.connections.read(
             lambda conn: conn.execute(f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0])
 
-    async def stats(self, *, mailbox: str | None = None) -> Stats:
+    async def stats(self, *, mailbox: Mailbox = None) -> Stats:
         where, params = view(mailbox, "")
 
         def run(conn: sqlite3.Connection) -> Stats:
@@ -144,7 +144,7 @@ class ReadMethods:
 
         return await self.connections.read(run)
 
-    async def uids(self, *, mailbox: str | None = None, query: Query = "") -> builtins.list[int]:
+    async def uids(self, *, mailbox: Mailbox = None, query: Query = "") -> builtins.list[int]:
         where, params = view(mailbox, query)
         return await self.connections.read(lambda conn: [r[0] for r in conn.execute(
             f"SELECT m.uid FROM messages m WHERE {where} ORDER BY m.uid", params)])
@@ -155,3 +155,16 @@ class ReadMethods:
             return row[0] if row else None
 
         return await self.connections.read(run)
+
+    async def among(self, ids: Sequence[str], mailbox: Mailboxes) -> builtins.list[str]:
+        wanted = builtins.list(dict.fromkeys(ids))
+
+        def run(conn: sqlite3.Connection) -> set[str]:
+            held: set[str] = set()
+            for at in range(0, len(wanted), 500):  # within SQLite's limit of bound values
+                where, params = among_where(wanted[at:at + 500], mailbox, "?", "lower")
+                held.update(r[0] for r in conn.execute(f"SELECT m.id FROM messages m WHERE {where}", params))
+            return held
+
+        held = await self.connections.read(run) if wanted else set()
+        return [i for i in wanted if i in held]

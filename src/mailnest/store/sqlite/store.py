@@ -8,12 +8,13 @@ writer thread, start the tasks, and on close store what is queued before anythin
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...events import Hub
 from ...models import Envelope, Summary
-from .. import schema
+from .. import schema, shared
+from ..base import Mailbox
 from .changes import ChangeMethods
 from .checkpoints import Wal
 from .connections import Connections
@@ -43,6 +44,7 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMetho
         self.tag_cache = TagCache()
         self.ingest = Ingest(self.writer, self.indexer, self.retention, self.tag_rules, hub)
         self.work_plan = WorkPlan()
+        self.login_patterns: dict[str, tuple[str, ...]] = {}  # configure_logins
         self._closed = False
 
     def configure_ingest(self, *, ignore_duplicate_ids: bool = False, use_message_dates: bool = False,
@@ -54,6 +56,13 @@ class SQLiteStore(ReadMethods, ChangeMethods, ImapMethods, TagMethods, WorkMetho
     @property
     def duplicates_ignored(self) -> int:
         return self.ingest.duplicates_ignored
+
+    def configure_logins(self, patterns: Mapping[str, Sequence[str]]) -> None:
+        self.login_patterns = {login.lower(): tuple(p.lower() for p in values)
+                               for login, values in patterns.items() if values}
+
+    def login_mailbox(self, login: str | None) -> Mailbox:
+        return shared.login_mailbox(login, self.login_patterns)
 
     def configure_work(self, kinds: Sequence[str], *, holder: str, lease: float) -> None:
         super().configure_work(kinds, holder=holder, lease=lease)

@@ -8,31 +8,21 @@ from typing import Any
 
 from ... import search
 from .. import shared
-from ..base import Query
+from ..base import Mailboxes, Query
 
 
-def mailbox_clause(mailbox: str) -> tuple[str, str]:
-    """SQL over `messages AS m` for one mailbox: a recipient address, or `@domain` for every recipient at exactly
-    that domain (how the pytest plugin gives each test its own inbox)."""
-    mailbox = mailbox.lower()
-    if mailbox.startswith("@"):
-        escaped = mailbox.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return "m.uid IN (SELECT uid FROM recipients WHERE mailbox LIKE ? ESCAPE '\\')", "%" + escaped
-    return "m.uid IN (SELECT uid FROM recipients WHERE mailbox = ?)", mailbox
+def mailbox_clause(mailbox: str | Mailboxes) -> tuple[str, list[Any]]:
+    """SQL over `messages AS m` for one mailbox's delivered mail (`shared.mailbox_clause`)."""
+    return shared.mailbox_clause(mailbox, "?")
 
 
-def _mailbox_anywhere(mailbox: str) -> tuple[str, list[Any]]:
-    """A mailbox's delivered mail and the IMAP folders of the login of that name (or of every login at that
-    domain, for `@domain`): IMAP folder rows have no recipients, they belong to the login that filed them."""
-    clause, value = mailbox_clause(mailbox)
-    owner = "lower(m.owner) LIKE ? ESCAPE '\\'" if mailbox.startswith("@") else "lower(m.owner) = ?"
-    return (f"((m.folder = '' AND m.owner = '' AND {clause}) OR (m.folder != '' AND {owner}))",
-            [value, value])
+def _mailbox_anywhere(mailbox: str | Mailboxes) -> tuple[str, list[Any]]:
+    """A mailbox's delivered mail and the IMAP folders of its login (`shared.mailbox_anywhere`)."""
+    return shared.mailbox_anywhere(mailbox, "?", "lower")
 
 
-def view(mailbox: str | None, query: Query, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
+def view(mailbox: str | Mailboxes | None, query: Query, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
     """WHERE clause for delivered mail in a mailbox (or all), narrowed by a query, or by any of several
     queries (ORed: MailHog's search and Mailpit's tag rules need that). Dates in queries are read in `tz`.
     A query with a `folder:` term chooses its folders itself: it is narrowed to the mailbox only."""
-    return shared.view(mailbox, query, tz, compile=search.compile, mailbox_clause=mailbox_clause,
-                       mailbox_anywhere=_mailbox_anywhere, true="1")
+    return shared.view(mailbox, query, tz, compile=search.compile, p="?", lower="lower", true="1")
